@@ -1,0 +1,447 @@
+"""The Matrix edge: the only module that talks to the homeserver (through matrix-nio).
+
+It keeps one device (session file + crypto store in ``data_dir``), syncs with a persisted
+token, turns decrypted events into :class:`Incoming` values for :class:`bot.app.Core`, and sends
+the outbox. Message bodies are never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import os
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    InviteMemberEvent,
+    JoinError,
+    LoginResponse,
+    MegolmEvent,
+    RoomMemberEvent,
+    RoomMessageNotice,
+    RoomMessageText,
+    RoomResolveAliasResponse,
+    RoomSendResponse,
+    SyncResponse,
+    UnknownEvent,
+    WhoamiResponse,
+)
+from nio.crypto.attachments import encrypt_attachment
+
+from bot.app import Core
+from bot.wire import POLL_RESPONSE
+from commands.base import Incoming, Table
+from storage.repositories import OutboxItem
+
+log = logging.getLogger(__name__)
+
+SESSION_FILE = "session.json"
+
+
+class StartupError(RuntimeError):
+    """The bot cannot start (login refused, room unknown...); the message says why."""
+
+
+def secure_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def write_secret(path: Path, data: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(data)
+    os.chmod(path, 0o600)
+
+
+def protect_tree(path: Path) -> None:
+    """Files 0600, folders 0700, under data_dir (the crypto store creates its own files)."""
+    for root, dirs, files in os.walk(path):
+        for name in dirs:
+            os.chmod(Path(root) / name, 0o700)
+        for name in files:
+            os.chmod(Path(root) / name, 0o600)
+
+
+@dataclass
+class Held:
+    """A command we could not decrypt yet: retried when keys arrive."""
+
+    event: MegolmEvent
+    room_id: str
+    since: float
+    warned: bool = False
+
+
+@dataclass
+class MatrixBot:
+    core: Core
+    on_first_sync: Callable[[], Awaitable[None]] | None = None
+    sync_timeout_ms: int = 30_000
+    undecryptable_timeout: float = 30.0
+    client: AsyncClient = field(init=False)
+    held: dict[str, Held] = field(default_factory=dict)
+    _keys_fresh: set[str] = field(default_factory=set)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        cfg = self.core.config.matrix
+        self.data_dir = secure_dir(cfg.data_dir)
+        self.store_dir = secure_dir(self.data_dir / "crypto")
+        self.undecryptable_timeout = self.core.config.limits.undecryptable_timeout_seconds
+        self.client = AsyncClient(
+            cfg.homeserver,
+            cfg.user_id,
+            store_path=str(self.store_dir),
+            config=AsyncClientConfig(
+                encryption_enabled=True,
+                store_sync_tokens=False,
+                max_timeouts=0,
+                request_timeout=60,
+            ),
+        )
+
+    # ---- login, one device for life -------------------------------------------------
+    async def login(self) -> None:
+        cfg = self.core.config.matrix
+        session_path = self.data_dir / SESSION_FILE
+        if session_path.exists():
+            saved = json.loads(session_path.read_text())
+            if saved.get("user_id") != cfg.user_id:
+                raise StartupError(f"{session_path} belongs to another user")
+            self.client.restore_login(saved["user_id"], saved["device_id"], saved["access_token"])
+        elif cfg.access_token:
+            self.client.access_token = cfg.access_token
+            who = await self.client.whoami()
+            if not isinstance(who, WhoamiResponse) or not who.device_id:
+                raise StartupError("the access token was refused by the homeserver")
+            self.client.restore_login(cfg.user_id, who.device_id, cfg.access_token)
+            self._save_session(who.device_id, cfg.access_token)
+        else:
+            response = await self.client.login(cfg.password or "", device_name=cfg.device_name)
+            if not isinstance(response, LoginResponse):
+                raise StartupError("login refused by the homeserver (check user_id and password)")
+            self._save_session(response.device_id, response.access_token)
+        if self.client.should_upload_keys:
+            await self.client.keys_upload()
+        protect_tree(self.data_dir)
+        log.info("logged in as device %s", self.client.device_id)
+
+    def _save_session(self, device_id: str, token: str) -> None:
+        write_secret(
+            self.data_dir / SESSION_FILE,
+            json.dumps(
+                {
+                    "user_id": self.core.config.matrix.user_id,
+                    "device_id": device_id,
+                    "access_token": token,
+                }
+            ),
+        )
+
+    # ---- rooms ----------------------------------------------------------------------
+    async def resolve_rooms(self) -> None:
+        for cell in self.core.config.cells:
+            for table, table_cfg in cell.tables.items():
+                room = table_cfg.room
+                if room.startswith("#"):
+                    response = await self.client.room_resolve_alias(room)
+                    if not isinstance(response, RoomResolveAliasResponse):
+                        raise StartupError(
+                            f"room alias {room} of {cell.id}/{table.value} does not exist; "
+                            "run `livcr setup` first"
+                        )
+                    room = response.room_id
+                self.core.bind_room(room, cell.id, table)
+
+    async def _join_configured(self) -> None:
+        for room_id in self.core.rooms:
+            if room_id not in self.client.rooms:
+                response = await self.client.join(room_id)
+                if isinstance(response, JoinError):
+                    log.warning("could not join configured room %s", room_id)
+
+    # ---- sync loop ------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Sync until :meth:`stop`; rides out homeserver outages with backoff."""
+        await self.login()
+        await self.resolve_rooms()
+        token = self.core.sync_token()
+        first = token is None
+        delay = 1.0
+        await self._flush_outbox()
+        while not self._stop.is_set():
+            sync = asyncio.ensure_future(
+                self.client.sync(
+                    timeout=0 if first else self.sync_timeout_ms,
+                    since=token,
+                    full_state=first or not self.ready.is_set(),
+                    set_presence="offline",
+                )
+            )
+            stopper = asyncio.ensure_future(self._stop.wait())
+            done, _ = await asyncio.wait({sync, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if sync not in done:
+                sync.cancel()
+                break
+            stopper.cancel()
+            try:
+                response = sync.result()
+            except Exception as exc:  # network errors: back off and retry
+                response = exc
+            if not isinstance(response, SyncResponse):
+                log.warning("sync failed (%s); retrying in %.0f s", type(response).__name__,
+                            delay)
+                await self._sleep(delay)
+                delay = min(delay * 2, 60.0)
+                continue
+            delay = 1.0
+            try:
+                await self._after_sync(response, replay=not first)
+            except Exception as exc:
+                log.error("handling a sync failed with %s; retrying", type(exc).__name__)
+                await self._sleep(delay)
+                continue
+            token = response.next_batch
+            self.core.save_sync_token(token)
+            first = False
+            if not self.ready.is_set():
+                await self._join_configured()
+                self.ready.set()
+                log.info("first sync done; %d table rooms", len(self.core.rooms))
+                if self.on_first_sync is not None:
+                    await self.on_first_sync()
+        await self.client.close()
+
+    async def _sleep(self, seconds: float) -> None:
+        jittered = seconds * (0.8 + random.random() / 2)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=jittered)
+
+    async def _keys(self) -> None:
+        if self.client.should_upload_keys:
+            await self.client.keys_upload()
+        if self.client.should_query_keys:
+            await self.client.keys_query()
+        if self.client.should_claim_keys:
+            await self.client.keys_claim(self.client.get_users_for_key_claiming())
+        await self.client.send_to_device_messages()
+
+    async def _after_sync(self, response: SyncResponse, replay: bool) -> None:
+        await self._keys()
+        for room_id in response.rooms.invite:
+            if room_id in self.core.rooms:
+                await self.client.join(room_id)
+            else:
+                log.info("declined an invite to an unconfigured room")
+                await self.client.room_leave(room_id)
+        for room_id, room_info in response.rooms.join.items():
+            if room_id not in self.core.rooms:
+                continue
+            for event in room_info.timeline.events:
+                if replay:
+                    await self._on_event(room_id, event)
+        await self._retry_held()
+        await self._flush_outbox()
+
+    async def _on_event(self, room_id: str, event: Any) -> None:
+        if getattr(event, "sender", None) == self.client.user_id:
+            return
+        if isinstance(event, MegolmEvent):
+            if event.event_id not in self.held and not self.core.is_processed(event.event_id):
+                self.held[event.event_id] = Held(event, room_id, asyncio.get_running_loop().time())
+                log.info("holding an undecryptable event until its room key arrives")
+                try:
+                    await self.client.request_room_key(event)
+                except Exception as exc:
+                    log.info("room key request not sent (%s)", type(exc).__name__)
+            return
+        if isinstance(event, RoomMemberEvent):
+            if event.membership == "join" and event.state_key != self.client.user_id:
+                await asyncio.to_thread(
+                    self.core.outsider_joined, room_id, event.state_key, event.event_id
+                )
+            return
+        if isinstance(event, RoomMessageNotice | InviteMemberEvent):
+            return
+        if isinstance(event, RoomMessageText):
+            await self._on_text(room_id, event)
+        elif isinstance(event, UnknownEvent) and event.type == POLL_RESPONSE:
+            await self._on_poll_response(room_id, event)
+
+    async def _on_text(self, room_id: str, event: RoomMessageText) -> None:
+        ref = self.core.rooms[room_id]
+        room = self.client.rooms.get(room_id)
+        content = event.source.get("content", {})
+        if room is not None and not room.encrypted:
+            if event.body.lstrip().startswith(("!", "/")):
+                await asyncio.to_thread(self.core.refuse_unencrypted, room_id, event.event_id)
+            return
+        relates = content.get("m.relates_to") or {}
+        thread_root = relates.get("event_id") if relates.get("rel_type") == "m.thread" else None
+        incoming = Incoming(
+            cell=ref.cell,
+            table=ref.table,
+            room_id=room_id,
+            event_id=event.event_id,
+            sender=event.sender,
+            body=event.body,
+            timestamp=datetime.fromtimestamp(event.server_timestamp / 1000, UTC),
+            thread_root=thread_root,
+        )
+        await asyncio.to_thread(self.core.handle, incoming)
+
+    async def _on_poll_response(self, room_id: str, event: UnknownEvent) -> None:
+        handler = getattr(self.core, "poll_response", None)
+        if handler is not None:
+            await asyncio.to_thread(handler, room_id, event.sender, event.event_id, event.source)
+
+    async def _retry_held(self) -> None:
+        now = asyncio.get_running_loop().time()
+        for event_id, held in list(self.held.items()):
+            try:
+                decrypted = self.client.decrypt_event(held.event)
+            except Exception:
+                decrypted = None
+            if decrypted is not None and not isinstance(decrypted, MegolmEvent):
+                del self.held[event_id]
+                decrypted.room_id = held.room_id
+                await self._on_event(held.room_id, decrypted)
+            elif not held.warned and now - held.since > self.undecryptable_timeout:
+                held.warned = True
+                await asyncio.to_thread(
+                    self.core.undecryptable, held.room_id, held.event.sender, event_id
+                )
+
+    # ---- sending --------------------------------------------------------------------
+    async def _flush_outbox(self) -> None:
+        for item in await asyncio.to_thread(self.core.pending):
+            try:
+                ok = await self._send(item)
+            except Exception as exc:
+                log.warning("sending a reply failed (%s); will retry", type(exc).__name__)
+                return
+            if not ok:
+                return
+            await asyncio.to_thread(self.core.sent, item)
+
+    async def _prepare_room(self, room_id: str) -> None:
+        """Keys only for the roster: blacklist every other device before encrypting."""
+        room = self.client.rooms.get(room_id)
+        if room is None or not room.encrypted or self.client.olm is None:
+            return
+        if room_id not in self._keys_fresh:
+            self.client.olm.users_for_key_query.update(room.users)
+            self._keys_fresh.add(room_id)
+        if not room.members_synced:
+            await self.client.joined_members(room_id)
+        if self.client.should_query_keys:
+            await self.client.keys_query()
+        allowed = await asyncio.to_thread(self.core.roster_user_ids, room_id)
+        allowed.add(self.client.user_id)
+        rotate = False
+        session = self.client.olm.outbound_group_sessions.get(room_id)
+        for user_id in list(room.users):
+            for device in self.client.device_store.active_user_devices(user_id):
+                if user_id in allowed:
+                    if self.client.olm.is_device_blacklisted(device):
+                        self.client.unblacklist_device(device)
+                elif not self.client.olm.is_device_blacklisted(device):
+                    self.client.blacklist_device(device)
+                    if session is not None and (user_id, device.id) in session.users_shared_with:
+                        rotate = True
+        if rotate:
+            self.client.olm.outbound_group_sessions.pop(room_id, None)
+
+    async def _send(self, item: OutboxItem) -> bool:
+        data = item.content
+        room_id = item.room_id
+        if item.event_type == "redact":
+            response = await self.client.room_redact(
+                room_id, data["event_id"], reason=data.get("reason"), tx_id=item.txn_id
+            )
+            return True  # no power to redact is not an error worth retrying
+        if room_id not in self.client.rooms:
+            log.warning("dropping a reply to a room the bot is not in")
+            return True
+        await self._prepare_room(room_id)
+        content = data["content"]
+        if item.event_type == "message":
+            response = await self.client.room_send(
+                room_id, "m.room.message", content, tx_id=item.txn_id,
+                ignore_unverified_devices=True,
+            )
+            if not isinstance(response, RoomSendResponse):
+                log.warning("the homeserver refused a reply (%s)", type(response).__name__)
+                return False
+            if "attachment" in data:
+                await self._send_file(room_id, data["attachment"], item.txn_id + "-file")
+            return True
+        if item.event_type in ("poll_start", "poll_end"):
+            event_type = (
+                "org.matrix.msc3381.poll.start"
+                if item.event_type == "poll_start"
+                else "org.matrix.msc3381.poll.end"
+            )
+            response = await self.client.room_send(
+                room_id, event_type, content, tx_id=item.txn_id, ignore_unverified_devices=True
+            )
+            if isinstance(response, RoomSendResponse):
+                hook = getattr(self.core, "event_sent", None)
+                if hook is not None:
+                    await asyncio.to_thread(hook, item, response.event_id)
+                return True
+            return False
+        log.warning("unknown outbox kind %s dropped", item.event_type)
+        return True
+
+    async def _send_file(self, room_id: str, attachment: dict[str, str], txn: str) -> None:
+        raw = base64.b64decode(attachment["data"])
+        ciphertext, keys = encrypt_attachment(raw)
+        upload, _ = await self.client.upload(
+            lambda *_: ciphertext,
+            content_type="application/octet-stream",
+            filename=attachment["filename"],
+            encrypt=False,
+            filesize=len(ciphertext),
+        )
+        url = getattr(upload, "content_uri", None)
+        if url is None:
+            log.warning("attachment upload failed")
+            return
+        content = {
+            "msgtype": "m.file",
+            "body": attachment["filename"],
+            "filename": attachment["filename"],
+            "info": {"mimetype": attachment["mimetype"], "size": len(raw)},
+            "file": {
+                "url": url,
+                "key": keys["key"],
+                "iv": keys["iv"],
+                "hashes": keys["hashes"],
+                "v": "v2",
+                "mimetype": attachment["mimetype"],
+            },
+            "m.mentions": {},
+        }
+        await self.client.room_send(
+            room_id, "m.room.message", content, tx_id=txn, ignore_unverified_devices=True
+        )
+
+
+__all__ = ["MatrixBot", "StartupError", "Table"]

@@ -1,0 +1,82 @@
+"""The database: engine, upgrades and units of work."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlmodel import Session
+
+from storage.migrations import upgrade
+from storage.repositories import Repositories
+
+
+def make_engine(url: str) -> sa.Engine:
+    """An engine for SQLite (the embedded default) or PostgreSQL (production)."""
+    if url.startswith("sqlite"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:" and not path.startswith("file:"):
+            Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        engine = sa.create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            poolclass=sa.pool.StaticPool if path in ("", ":memory:") else None,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # let SQLAlchemy's BEGIN below take over
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            # IMMEDIATE: a writer takes the lock at the start, so two units of work
+            # never both read a dossier's old state and both change it.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+class Database:
+    """Owns the engine; every command runs in one unit of work (one transaction)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+
+    def migrate(self) -> int:
+        version = upgrade(self.engine)
+        self._protect_files()
+        return version
+
+    def _protect_files(self) -> None:
+        if not self.url.startswith("sqlite:///"):
+            return
+        path = Path(self.url.removeprefix("sqlite:///"))
+        for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            if candidate.exists():
+                os.chmod(candidate, 0o600)
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Repositories]:
+        """Repositories sharing one transaction: committed on success, rolled back on error."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            try:
+                yield Repositories(session)
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def dispose(self) -> None:
+        self.engine.dispose()

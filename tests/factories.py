@@ -1,0 +1,104 @@
+"""Builders shared by the tests: a valid configuration and an in-memory unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.config import Config, parse_config
+from commands.base import Incoming, Table
+from storage.db import Database
+
+SERVER = "example.be"
+CHAIR = f"@an.peeters:{SERVER}"
+IO = f"@inspecteur.wouters:{SERVER}"
+PARTNER = f"@sara.jacobs:{SERVER}"
+SCHOOL = f"@tom.maes:{SERVER}"
+MAYOR = f"@burgemeester:{SERVER}"
+OUTSIDER = f"@eve:{SERVER}"
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+def raw_config(language: str = "nl", **cell_overrides: Any) -> dict[str, Any]:
+    cell: dict[str, Any] = {
+        "name": "LIVC-R Voorbeeldstad",
+        "municipalities": ["Voorbeeldstad"],
+        "language": language,
+        "timezone": "Europe/Brussels",
+    }
+    cell.update(cell_overrides)
+    return {
+        "matrix": {
+            "homeserver": "https://matrix.example.be",
+            "user_id": f"@livcr:{SERVER}",
+            "password": "not-a-real-secret",
+        },
+        "storage": {"database_url": "sqlite://"},
+        "cell": cell,
+        "tables": {
+            "operational": {"room": f"!op:{SERVER}"},
+            "strategic": {"room": f"!strat:{SERVER}"},
+        },
+        "members": [
+            {"user_id": CHAIR, "role": "chair", "organisation": "Preventiedienst",
+             "tables": ["operational", "strategic"]},
+            {"user_id": IO, "role": "information_officer", "organisation": "Politiezone",
+             "tables": ["operational"]},
+            {"user_id": PARTNER, "role": "partner", "organisation": "OCMW"},
+            {"user_id": SCHOOL, "role": "partner", "organisation": "CLB"},
+            {"user_id": MAYOR, "role": "mayor", "organisation": "Stad",
+             "tables": ["strategic"]},
+        ],
+    }
+
+
+def make_config(language: str = "nl", **cell_overrides: Any) -> Config:
+    return parse_config(raw_config(language, **cell_overrides), environ={})
+
+
+@contextmanager
+def memory_db() -> Iterator[Database]:
+    db = Database("sqlite://")
+    db.migrate()
+    try:
+        yield db
+    finally:
+        db.dispose()
+
+
+_counter = iter(range(10**9))
+
+
+def incoming(
+    body: str,
+    sender: str = CHAIR,
+    table: Table = Table.OPERATIONAL,
+    cell: str = "livc-r-voorbeeldstad",
+    at: datetime = NOW,
+) -> Incoming:
+    return Incoming(
+        cell=cell,
+        table=table,
+        room_id=f"!{'op' if table is Table.OPERATIONAL else 'strat'}:{SERVER}",
+        event_id=f"$ev{next(_counter)}",
+        sender=sender,
+        body=body,
+        timestamp=at,
+    )
+
+
+def ack_all(db: Database, config: Config) -> None:
+    with db.unit_of_work() as repos:
+        for cell in config.cells:
+            for member in cell.members:
+                for table in member.tables:
+                    repos.acks.ack(cell.id, table.value, member.user_id, NOW)
+
+
+def repos_of(db: Database) -> Any:
+    return db.unit_of_work()
+
+
+

@@ -1,0 +1,206 @@
+"""An end-to-end world: a real Synapse, the bot as a real ``livcr run`` process, members with
+real E2EE clients. Each world has its own users and rooms, so tests never share state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.homeserver import Homeserver
+from bot.member import MemberClient, Seen
+
+PASSWORD = "correct-horse-battery-staple"
+_worlds = itertools.count(1)
+
+ROSTER = (
+    ("chair", "chair", "Preventiedienst", ("operational", "strategic")),
+    ("io", "information_officer", "Politiezone Voorbeeldstad", ("operational",)),
+    ("ocmw", "partner", "OCMW", ("operational",)),
+    ("clb", "partner", "CLB", ("operational",)),
+    ("mayor", "mayor", "Stad Voorbeeldstad", ("strategic",)),
+)
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+@dataclass
+class BotProcess:
+    config_path: Path
+    data_dir: Path
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "livcr.log"
+
+    def _log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    async def start(self, timeout: float = 60) -> None:
+        before = self._log().count("first sync done")
+        out = (self.data_dir.parent / f"bot-{self.starts}.out").open("wb")
+        self.starts += 1
+        self.proc = subprocess.Popen(  # noqa: ASYNC220 (must be killable with SIGKILL)
+            [sys.executable, "-m", "bot.cli", "run", "-c", str(self.config_path)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+        )
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._log().count("first sync done") <= before:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the bot exited with {self.proc.returncode}: {self._log()}")
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("the bot did not become ready")
+            await asyncio.sleep(0.1)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    async def stop(self) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            for _ in range(300):
+                if self.proc.poll() is not None:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                self.proc.kill()
+        return int(self.proc.wait())
+
+
+@dataclass
+class World:
+    hs: Homeserver
+    base: Path
+    prefix: str
+    members: dict[str, MemberClient] = field(default_factory=dict)
+    rooms: dict[str, str] = field(default_factory=dict)
+    bot: BotProcess | None = None
+    bot_user: str = ""
+    config_path: Path = field(init=False)
+
+    def uid(self, name: str) -> str:
+        return self.hs.user_id(f"{self.prefix}{name}")
+
+    def config_text(self, cadence: dict[str, Any] | None = None,
+                    extra_members: tuple[tuple[str, str, str, tuple[str, ...]], ...] = ()) -> str:
+        server = self.hs.server_name
+        lines = [
+            "[matrix]",
+            f"homeserver = {toml_value(self.hs.url)}",
+            f"user_id = {toml_value(self.bot_user)}",
+            'device_name = "livcr-bot"',
+            f"data_dir = {toml_value(str(self.base / 'data'))}",
+            "",
+            "[storage]",
+            f"database_url = {toml_value('sqlite:///' + str(self.base / 'data' / 'livcr.db'))}",
+            "",
+            "[limits]",
+            "commands_per_minute = 1000",
+            "undecryptable_timeout_seconds = 5",
+            "",
+            "[cell]",
+            'name = "LIVC-R Voorbeeldstad"',
+            'municipalities = ["Voorbeeldstad"]',
+            'language = "en"',
+            'timezone = "Europe/Brussels"',
+            "",
+            "[tables.operational]",
+            f'room = "#{self.prefix}op:{server}"',
+            "",
+            "[tables.strategic]",
+            f'room = "#{self.prefix}strat:{server}"',
+        ]
+        for key, value in (cadence or {}).items():
+            lines.insert(lines.index("[tables.strategic]") - 1, f"{key} = {toml_value(value)}")
+        for name, role, org, tables in ROSTER + extra_members:
+            lines += [
+                "",
+                "[[members]]",
+                f"user_id = {toml_value(self.uid(name))}",
+                f"role = {toml_value(role)}",
+                f"organisation = {toml_value(org)}",
+                f"tables = {toml_value(list(tables))}",
+            ]
+        return "\n".join(lines) + "\n"
+
+    async def build(self, with_bot: bool = True, outsiders: tuple[str, ...] = ()) -> World:
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.bot_user = await self.hs.register(f"{self.prefix}bot", PASSWORD)
+        self.config_path = self.base / "config.toml"
+        self.config_path.write_text(self.config_text())
+        env = {**os.environ, "LIVCR_MATRIX_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"}
+        env.pop("LIVCR_MATRIX_ACCESS_TOKEN", None)
+        setup = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "setup", "-c", str(self.config_path),
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await setup.communicate()
+        if setup.returncode != 0:
+            raise RuntimeError(f"livcr setup failed: {output.decode(errors='replace')}")
+        for line in output.decode().splitlines():
+            if ": !" in line:
+                key, rest = line.split(": ", 1)
+                self.rooms[key.split("/")[1]] = rest.split()[0]
+        for name, *_ in ROSTER:
+            await self.add_member(name)
+        for name in outsiders:
+            await self.add_member(name, join=False)
+        self.bot = BotProcess(self.config_path, self.base / "data", env)
+        if with_bot:
+            await self.bot.start()
+        return self
+
+    async def add_member(self, name: str, join: bool = True) -> MemberClient:
+        user_id = await self.hs.register(f"{self.prefix}{name}", PASSWORD)
+        client = MemberClient(self.hs.url, user_id, PASSWORD, self.base / "members" / name)
+        await client.login()
+        await client.start()
+        self.members[name] = client
+        if join:
+            for table, room_id in self.rooms.items():
+                if any(n == name and table in t for n, _, _, t in ROSTER):
+                    await client.join(room_id)
+        return client
+
+    async def ask(self, name: str, table: str, body: str, timeout: float = 30) -> Seen:
+        return await self.members[name].ask(self.rooms[table], body, self.bot_user, timeout)
+
+    async def close(self) -> None:
+        if self.bot is not None:
+            await self.bot.stop()
+        for client in self.members.values():
+            await client.stop()
+
+    def written_files(self) -> list[Path]:
+        return [p for p in (self.base / "data").rglob("*") if p.is_file()]
+
+
+async def make_world(hs: Homeserver, tmp: Path, **kwargs: Any) -> World:
+    prefix = f"w{next(_worlds)}{os.getpid() % 1000}"
+    world = World(hs=hs, base=tmp / prefix, prefix=prefix)
+    return await world.build(**kwargs)
