@@ -129,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         setup_logging(None, args.verbose)
         logging.getLogger().setLevel(logging.WARNING)
+        logging.getLogger("nio").setLevel(logging.CRITICAL)
         return asyncio.run(run_demo(args.dir, once=args.once))
     if args.command == "check-config":
         config = _load(args.config)

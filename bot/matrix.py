@@ -39,6 +39,7 @@ from nio import (
 from nio.crypto.attachments import encrypt_attachment
 
 from bot.app import Core
+from bot.cross_signing import ensure_cross_signing
 from bot.wire import POLL_RESPONSE
 from commands.base import Incoming, Table
 from storage.repositories import OutboxItem
@@ -136,6 +137,7 @@ class MatrixBot:
             self._save_session(response.device_id, response.access_token)
         if self.client.should_upload_keys:
             await self.client.keys_upload()
+        await ensure_cross_signing(self.client, self.data_dir, cfg.password)
         protect_tree(self.data_dir)
         log.info("logged in as device %s", self.client.device_id)
 

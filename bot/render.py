@@ -38,23 +38,31 @@ def _flatten(prefix: str, table: Mapping[str, Any], out: dict[str, str]) -> None
             out[name] = str(value)
 
 
+def _catalogue_files(lang: str, folder: str) -> list[Path]:
+    return sorted((TEMPLATES / lang / folder).glob("*.toml"))
+
+
 @cache
 def messages(lang: str) -> Mapping[str, str]:
-    """The flat ``section.key -> text`` catalogue of a language."""
-    with (TEMPLATES / lang / "messages.toml").open("rb") as handle:
-        raw = tomllib.load(handle)
+    """The flat ``section.key -> text`` catalogue of a language (``messages/*.toml``)."""
     out: dict[str, str] = {}
-    _flatten("", raw, out)
+    for path in _catalogue_files(lang, "messages"):
+        with path.open("rb") as handle:
+            _flatten("", tomllib.load(handle), out)
     return out
 
 
 @cache
 def vocabulary(lang: str) -> tuple[Mapping[str, str], Mapping[str, str]]:
-    """(keys, values) translations from the cell language to the English names."""
-    with (TEMPLATES / lang / "vocabulary.toml").open("rb") as handle:
-        raw = tomllib.load(handle)
-    keys = {k.lower(): v for k, v in raw.get("keys", {}).items()}
-    values = {k.lower(): v for k, v in raw.get("values", {}).items()}
+    """(keys, values): words of the cell language mapped to their English names
+    (``vocabulary/*.toml``)."""
+    keys: dict[str, str] = {}
+    values: dict[str, str] = {}
+    for path in _catalogue_files(lang, "vocabulary"):
+        with path.open("rb") as handle:
+            raw = tomllib.load(handle)
+        keys.update({k.lower(): v for k, v in raw.get("keys", {}).items()})
+        values.update({k.lower(): v for k, v in raw.get("values", {}).items()})
     return keys, values
 
 
@@ -68,7 +76,7 @@ def _environment(lang: str) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
     )
-    env.globals["msg"] = lambda key, **data: text(lang, key, **data)
+    env.globals["msg"] = lambda name, /, **data: text(lang, name, **data)
     env.filters["md"] = escape_markdown
     return env
 
@@ -81,7 +89,7 @@ def escape_markdown(value: Any) -> str:
     return out
 
 
-def text(lang: str, key: str, **data: Any) -> str:
+def text(lang: str, key: str, /, **data: Any) -> str:
     """One catalogue entry, filled (``{{ name }}`` placeholders)."""
     catalogue = messages(lang)
     try:

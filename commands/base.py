@@ -128,7 +128,7 @@ class UsageError(Exception):
     text into ``data`` when it may hold personal data: name the problem, not the value.
     """
 
-    def __init__(self, key: str, **data: Any) -> None:
+    def __init__(self, key: str, /, **data: Any) -> None:
         super().__init__(key)
         self.key = key
         self.data = data

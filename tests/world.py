@@ -148,7 +148,12 @@ class World:
             ]
         return "\n".join(lines) + "\n"
 
-    async def build(self, with_bot: bool = True, outsiders: tuple[str, ...] = ()) -> World:
+    async def build(
+        self,
+        with_bot: bool = True,
+        outsiders: tuple[str, ...] = (),
+        unencrypted_strategic: bool = False,
+    ) -> World:
         self.base.mkdir(parents=True, exist_ok=True)
         self.bot_user = await self.hs.register(f"{self.prefix}bot", PASSWORD)
         self.config_path = self.base / "config.toml"
@@ -170,10 +175,24 @@ class World:
             await self.add_member(name)
         for name in outsiders:
             await self.add_member(name, join=False)
+        if unencrypted_strategic:
+            await self._replace_strategic_with_plain_room()
         self.bot = BotProcess(self.config_path, self.base / "data", env)
         if with_bot:
             await self.bot.start()
         return self
+
+    async def _replace_strategic_with_plain_room(self) -> None:
+        """A configured room without encryption: the bot must refuse to work there."""
+        mayor = self.members["mayor"].client
+        response = await mayor.room_create(invite=[self.bot_user])
+        room_id = str(response.room_id)
+        text = self.config_path.read_text()
+        text = text.replace(f'room = "#{self.prefix}strat:{self.hs.server_name}"',
+                            f'room = "{room_id}"')
+        self.config_path.write_text(text)
+        self.rooms["strategic"] = room_id
+        await self.members["mayor"].join(room_id)
 
     async def add_member(self, name: str, join: bool = True) -> MemberClient:
         user_id = await self.hs.register(f"{self.prefix}{name}", PASSWORD)

@@ -1,0 +1,150 @@
+"""Configuration: the example file loads, every problem is named by its key (spec §4, §5)."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.config import ConfigError, load_config, parse_config
+from commands.base import Role, Table
+from tests.factories import raw_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def problems(raw: dict[str, Any]) -> dict[str, str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw, environ={})
+    return dict(info.value.problems)
+
+
+def test_config_example_toml_loads_and_passes_the_roster_rules() -> None:
+    config = load_config(ROOT / "config.example.toml", environ={"LIVCR_MATRIX_PASSWORD": "x"})
+    cell = config.cells[0]
+    assert cell.language == "nl"
+    assert {Table.OPERATIONAL, Table.STRATEGIC} == set(cell.tables)
+    assert cell.tables[Table.OPERATIONAL].reminder_offsets[0].total_seconds() == 86400
+    assert config.matrix.data_dir.is_absolute()
+    assert config.database_url.startswith("sqlite:////")
+
+
+def test_secrets_come_from_the_environment_and_are_not_in_repr() -> None:
+    raw = raw_config()
+    del raw["matrix"]["password"]
+    config = parse_config(raw, environ={"LIVCR_MATRIX_ACCESS_TOKEN": "syt_secret_token"})
+    assert config.matrix.access_token == "syt_secret_token"
+    assert "syt_secret_token" not in repr(config)
+
+
+def test_missing_secret_is_named() -> None:
+    raw = raw_config()
+    del raw["matrix"]["password"]
+    assert "matrix.password" in problems(raw)
+
+
+def test_unknown_key_is_named() -> None:
+    raw = raw_config()
+    raw["tables"]["operational"]["meeting_wekday"] = "monday"
+    assert problems(raw)["tables.operational.meeting_wekday"] == "unknown key"
+
+
+def test_wrong_type_and_impossible_time_are_named() -> None:
+    raw = raw_config()
+    raw["tables"]["operational"]["duration_minutes"] = "long"
+    raw["tables"]["operational"]["meeting_time"] = "25:61"
+    found = problems(raw)
+    assert "tables.operational.duration_minutes" in found
+    assert "HH:MM" in found["tables.operational.meeting_time"]
+
+
+def test_unknown_language_and_timezone_are_refused() -> None:
+    found = problems(raw_config(language="de", timezone="Europe/Atlantis"))
+    assert "language" in found
+    assert "Atlantis" in found["timezone"]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key", "fragment"),
+    [
+        (lambda ms: ms.pop(0), "members", "at least one chair"),
+        (lambda ms: ms.pop(1), "members", "information_officer"),
+        (lambda ms: ms[2].update(organisation="VSSE"), "members[2].organisation", "intelligence"),
+        (lambda ms: ms[2].update(organisation="Veiligheid van de Staat"),
+         "members[2].organisation", "intelligence"),
+        (lambda ms: ms[3].update(organisation="ADIV/SGRS"), "members[3].organisation",
+         "intelligence"),
+        (lambda ms: ms.append({"user_id": "@chief:example.be", "role": "police_chief",
+                               "tables": ["operational"]}), "members[5].tables", "strategic"),
+        (lambda ms: ms.append({"user_id": "@om:example.be", "role": "public_prosecutor",
+                               "tables": ["operational"]}), "members[5].tables", "strategic"),
+        (lambda ms: ms[0].update(organisation="Politiezone Noord"), "members[0].role",
+         "never chair"),
+        (lambda ms: ms.pop(4), "members", "mayor"),
+        (lambda ms: ms.append(dict(ms[2])), "members[5].user_id", "twice"),
+        (lambda ms: ms[2].update(role="spy"), "members[2].role", "Input should be"),
+    ],
+)
+def test_roster_rules_of_the_guideline_are_enforced(mutate: Any, key: str, fragment: str) -> None:
+    raw = raw_config()
+    mutate(raw["members"])
+    found = problems(raw)
+    assert key in found, found
+    assert fragment in found[key]
+
+
+def test_several_cells_each_with_their_own_tables_and_roster() -> None:
+    base = raw_config()
+    cell_a = {**base["cell"], "name": "LIVC-R Noord", "tables": base["tables"],
+              "members": base["members"]}
+    cell_b = copy.deepcopy(cell_a)
+    cell_b["name"] = "CSIL-R Sud"
+    cell_b["language"] = "fr"
+    cell_b["tables"] = {"operational": {"room": "!sud:example.be"}}
+    cell_b["members"] = [m for m in cell_b["members"] if "strategic" not in m.get("tables", [])
+                         or "operational" in m.get("tables", [])]
+    for member in cell_b["members"]:
+        member["tables"] = ["operational"]
+    raw = {"matrix": base["matrix"], "cells": [cell_a, cell_b]}
+    config = parse_config(raw, environ={})
+    assert [c.id for c in config.cells] == ["livc-r-noord", "csil-r-sud"]
+    assert config.cell("csil-r-sud").language == "fr"
+    assert config.cell("csil-r-sud").members[0].role is Role.CHAIR
+
+
+def test_cell_and_cells_together_are_refused() -> None:
+    raw = raw_config()
+    raw["cells"] = [raw["cell"]]
+    assert "cells" in problems(raw)
+
+
+def test_two_tables_in_one_room_are_refused() -> None:
+    raw = raw_config()
+    raw["tables"]["strategic"]["room"] = raw["tables"]["operational"]["room"]
+    assert "tables" in problems(raw)
+
+
+def test_check_config_exits_2_and_names_the_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    text = (ROOT / "config.example.toml").read_text().replace(
+        'meeting_time = "10:00"', 'meeting_time = "10h"'
+    )
+    bad.write_text(text)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "check-config", "-c", str(bad)],
+        capture_output=True, text=True, env={"LIVCR_MATRIX_PASSWORD": "x", "PATH": ""},
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "tables.operational.meeting_time" in result.stderr
+    good = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "check-config", "-c",
+         str(ROOT / "config.example.toml")],
+        capture_output=True, text=True, env={"LIVCR_MATRIX_PASSWORD": "x", "PATH": ""},
+        check=False,
+    )
+    assert good.returncode == 0, good.stderr
