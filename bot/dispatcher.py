@@ -16,7 +16,7 @@ from datetime import datetime
 
 from bot.config import Cell, Config
 from bot.render import vocabulary
-from commands import ack, members
+from commands import ack, case, members, signal, stats
 from commands import help as help_cmd
 from commands.base import (
     Args,
@@ -24,6 +24,7 @@ from commands.base import (
     CommandContext,
     Incoming,
     Output,
+    Redact,
     Refusal,
     Reply,
     Role,
@@ -34,6 +35,7 @@ from commands.base import (
     Who,
 )
 from commands.members import effective_member
+from commands.privacy import screen
 from storage.repositories import Repositories
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,14 @@ PREFIXES = ("//", "!", "/")
 
 def include_routers() -> list[Router]:
     """Every command module, assembled explicitly (no import side effects)."""
-    return [help_cmd.router, ack.router, members.router]
+    return [
+        help_cmd.router,
+        ack.router,
+        members.router,
+        signal.router,
+        case.router,
+        stats.router,
+    ]
 
 
 @dataclass(frozen=True)
@@ -215,6 +224,13 @@ class Dispatcher:
             return []
         if len(incoming.body) > self.config.limits.max_input_chars:
             return [Reply("msg:error.too_long", {"limit": self.config.limits.max_input_chars})]
+        findings = screen(text)
+        if findings:
+            # Nothing of this message is stored; the reply names kinds, never the text.
+            log.info("refused a command carrying personal data (%s)",
+                     ", ".join(sorted(f.value for f in findings)))
+            return [Reply("msg:privacy.refused", {"kinds": sorted(f.value for f in findings)}),
+                    Redact()]
         try:
             return self._run(cell, member, incoming, repos, now, text)
         except Exception as exc:
