@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint fuzz bench clean venv
+.PHONY: demo test test-pg lint fuzz bench clean venv
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,6 +20,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The whole suite again with PostgreSQL as the database (a throw-away server, installed from
+# Debian's packages when missing and run as root): see scripts/pg-test-server.
+test-pg: $(STAMP)
+	bash scripts/pg-test-server run $(BIN)/python -m pytest -q -p no:cacheprovider -rs
 
 fuzz: $(STAMP)
 	LIVCR_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzz.py

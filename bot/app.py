@@ -9,21 +9,25 @@ the homeserver deduplicates. No nio here.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from bot.config import Config
+from bot.config import Config, parse_duration
 from bot.dispatcher import Dispatcher
 from bot.wire import wire
-from commands.base import Incoming, Reply, Role, SchedulerPort, Table
+from commands import planning
+from commands.base import Incoming, NullScheduler, Output, Reply, Role, SchedulerPort, Table
 from commands.members import effective_member, table_members
 from storage.db import Database
-from storage.repositories import OutboxItem
+from storage.repositories import OutboxItem, Repositories
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+#: A scheduled job's decision: repositories, the port for tables it changes, and "now".
+JobFn = Callable[[Repositories, SchedulerPort, datetime], Sequence[Output]]
 
 
 def system_clock() -> datetime:
@@ -51,6 +55,9 @@ class Core:
         self.clock = clock
         self.rooms: dict[str, RoomRef] = {}
         self.room_ids: dict[str, dict[Table, str]] = {}
+        self.direct_users: dict[str, str] = {}  # direct room id -> its one recipient
+        self.port: SchedulerPort = scheduler or NullScheduler()
+        self.grace = parse_duration(config.limits.reminder_grace)
         self.dispatcher = Dispatcher(config, scheduler=scheduler, room_ids=self.room_ids)
 
     def bind_room(self, room_id: str, cell: str, table: Table) -> None:
@@ -63,17 +70,102 @@ class Core:
     def handle(self, incoming: Incoming) -> bool:
         """Run one command exactly once; False when the event was handled before."""
         lang = self.language(incoming.cell)
+        changes = NullScheduler()
         with self.db.unit_of_work() as repos:
             if repos.events.is_processed(incoming.event_id):
                 return False
             now = self.clock()
-            outputs = self.dispatcher.dispatch(incoming, repos, now)
+            outputs = self.dispatcher.dispatch(incoming, repos, now, scheduler=changes)
+            outputs += self._recompute(repos, changes, now, incoming)
             for item in wire(lang, outputs, incoming, incoming.room_id):
                 repos.events.enqueue(
                     incoming.event_id, item.pop("room"), item.pop("kind"), item, now
                 )
             repos.events.mark_processed(incoming.event_id, incoming.room_id, now)
+        self._forward(changes)
         return True
+
+    # ---- meetings and the cadence (spec §8) -----------------------------------------
+    def table_room(self, cell: str, table: Table) -> str | None:
+        return self.room_ids.get(cell, {}).get(table)
+
+    def _forward(self, changes: NullScheduler) -> None:
+        """After commit: the scheduler re-derives the jobs of the tables that changed."""
+        for cell, table in dict.fromkeys(changes.changed):
+            self.port.table_changed(cell, table)
+
+    def _recompute(self, repos: Repositories, changes: NullScheduler, now: datetime,
+                   incoming: Incoming | None) -> list[Output]:
+        """Cadence, automatic meeting and announcements of every changed table, in the
+        caller's transaction. A failure here never loses the command: the next recomputation
+        (daily, or at start) catches up."""
+        outputs: list[Output] = []
+        for cell_id, table in dict.fromkeys(changes.changed):
+            room = self.table_room(cell_id, table)
+            if room is None and incoming is not None and (
+                incoming.cell, incoming.table) == (cell_id, table):
+                room = incoming.room_id
+            try:
+                with repos.savepoint():
+                    produced = planning.recompute_table(
+                        repos, self.config.cell(cell_id), table, now, room)
+            except Exception as exc:
+                log.error("recomputing the cadence of %s/%s failed with %s", cell_id,
+                          table.value, type(exc).__name__)
+                continue
+            if room is None:
+                log.warning("no room bound for %s/%s: its announcements are dropped", cell_id,
+                            table.value)
+                continue
+            outputs.extend(produced)
+        return outputs
+
+    def run_job(self, key: str, cell_id: str, table: Table, fn: JobFn, once: bool = True) -> bool:
+        """A scheduled job's decision in one transaction, its messages in the outbox under the
+        synthetic event id ``key``; with ``once`` it runs at most once (False when it ran)."""
+        cell = self.config.cell(cell_id)
+        room = self.table_room(cell_id, table)
+        changes = NullScheduler()
+        with self.db.unit_of_work() as repos:
+            if once and repos.events.is_processed(key):
+                return False
+            now = self.clock()
+            outputs = list(fn(repos, changes, now))
+            outputs += self._recompute(repos, changes, now, None)
+            if room is None:
+                if outputs:
+                    log.warning("no room bound for %s/%s: a job's messages are dropped",
+                                cell_id, table.value)
+            else:
+                for item in wire(cell.language, outputs, None, room):
+                    repos.events.enqueue(key, item.pop("room"), item.pop("kind"), item, now)
+            if once:
+                repos.events.mark_processed(key, room or f"job:{cell_id}", now)
+        self._forward(changes)
+        return True
+
+    def recompute_all(self) -> int:
+        """Every table's cadence and automatic meeting (at start and daily); messages out."""
+        with self.db.unit_of_work() as repos:
+            now = self.clock()
+            produced = planning.recompute_all(repos, self.config.cells, now, self.room_ids)
+            count = 0
+            for cell_id, outputs in produced.items():
+                sendable = [o for o in outputs if not isinstance(o, Reply) or o.room_id]
+                if len(sendable) < len(outputs):
+                    log.warning("no room bound for a table of %s: announcements dropped",
+                                cell_id)
+                items = wire(self.language(cell_id), sendable, None, "")
+                for item in items:
+                    repos.events.enqueue(f"recompute:{now.isoformat()}", item.pop("room"),
+                                         item.pop("kind"), item, now)
+                count += len(items)
+        return count
+
+    def job_plan(self, tables: set[tuple[str, Table]] | None = None) -> planning.JobPlan:
+        """The jobs the database calls for; missed reminders beyond the grace are dropped."""
+        with self.db.unit_of_work() as repos:
+            return planning.job_plan(repos, self.config.cells, self.clock(), self.grace, tables)
 
     def outsider_joined(self, room_id: str, user_id: str, event_id: str) -> None:
         """A room member who is not on the roster: tell the chair, once."""
@@ -157,7 +249,10 @@ class Core:
             return repos.events.forget_processed_before(self.clock() - keep)
 
     def roster_user_ids(self, room_id: str) -> set[str]:
-        """Users whose devices may receive this room's keys: the table's roster."""
+        """Users whose devices may receive this room's keys: the table's roster, or the one
+        recipient of a direct room."""
+        if room_id in self.direct_users:
+            return {self.direct_users[room_id]}
         ref = self.rooms.get(room_id)
         if ref is None:
             return set()
@@ -167,3 +262,54 @@ class Core:
 
     def cell_languages(self) -> Mapping[str, str]:
         return {c.id: c.language for c in self.config.cells}
+
+    # ---- consensus polls and direct rooms (spec §9) ---------------------------------
+    def poll_response(self, room_id: str, sender: str, event_id: str,
+                      source: Mapping[str, Any]) -> None:
+        """A native poll answer: the ballot of an eligible member, exactly once."""
+        from commands.voting import Scope, poll_ballot
+
+        ref = self.rooms.get(room_id)
+        if ref is None:
+            return
+        content = source.get("content", {})
+        relates = content.get("m.relates_to") or {}
+        answers = (content.get("org.matrix.msc3381.poll.response") or {}).get("answers") or []
+        if relates.get("rel_type") != "m.reference" or not answers:
+            return
+        cell = self.config.cell(ref.cell)
+        changes = NullScheduler()
+        with self.db.unit_of_work() as repos:
+            if repos.events.is_processed(event_id):
+                return
+            now = self.clock()
+            scope = Scope(cell, ref.table, repos, changes, now)
+            outputs = poll_ballot(scope, str(relates.get("event_id", "")), sender,
+                                  str(answers[0]))
+            outputs += self._recompute(repos, changes, now, None)
+            incoming = Incoming(ref.cell, ref.table, room_id, event_id, sender, "", now)
+            for item in wire(cell.language, outputs, incoming, room_id):
+                repos.events.enqueue(event_id, item.pop("room"), item.pop("kind"), item, now)
+            repos.events.mark_processed(event_id, room_id, now)
+        self._forward(changes)
+
+    def event_sent(self, item: OutboxItem, event_id: str) -> None:
+        """Remember the poll event of a vote, so answers and the poll's end can refer to it."""
+        vote_id = item.content.get("vote_id")
+        if item.event_type == "poll_start" and vote_id is not None:
+            with self.db.unit_of_work() as repos:
+                repos.votes.update(int(vote_id), poll_event_id=event_id)
+
+    def poll_event_of(self, vote_id: int) -> str | None:
+        with self.db.unit_of_work() as repos:
+            vote = repos.votes.get(vote_id)
+            return vote.poll_event_id if vote and vote.poll_event_id else None
+
+    def direct_room(self, cell: str, user_id: str) -> str | None:
+        with self.db.unit_of_work() as repos:
+            return repos.votes.direct_room(cell, user_id)
+
+    def set_direct_room(self, cell: str, user_id: str, room_id: str) -> None:
+        with self.db.unit_of_work() as repos:
+            repos.votes.set_direct_room(cell, user_id, room_id)
+        self.direct_users[room_id] = user_id

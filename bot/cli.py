@@ -1,4 +1,4 @@
-"""``livcr``: run, demo, setup, check-config, status, purge (spec §3)."""
+"""``livcr``: run, demo, setup, check-config, status, purge, migrate-db (spec §3)."""
 
 from __future__ import annotations
 
@@ -106,6 +106,32 @@ def purge(config: Config) -> int:
     return 0
 
 
+def migrate_db(source: str, target: str) -> int:
+    """Copy an installation's database into an empty one (e.g. SQLite to PostgreSQL)."""
+    import sqlalchemy as sa
+
+    from storage.transfer import TransferRefused, copy_database
+
+    def shown(url: str) -> str:
+        return sa.make_url(url).render_as_string(hide_password=True)
+
+    for url in (source, target):
+        if not (url.startswith("sqlite:") or url.startswith("postgresql")):
+            print(f"{shown(url)}: must be sqlite:///… or postgresql+psycopg://…", file=sys.stderr)
+            return 2
+    try:
+        result = copy_database(source, target)
+    except TransferRefused as exc:
+        print(f"migrate-db refused: {exc}", file=sys.stderr)
+        return 2
+    width = max((len(name) for name in result.counts), default=0)
+    for name, count in result.counts.items():
+        print(f"{name:<{width}}  {count}")
+    print(f"copied {sum(result.counts.values())} rows from {shown(source)} to {shown(target)} "
+          f"(schema version {result.schema_version})")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="livcr", description="LIVC-R secretary bot")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -119,6 +145,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         command = sub.add_parser(name, help=about)
         command.add_argument("-c", "--config", type=Path, default=Path("config.toml"))
+    transfer = sub.add_parser(
+        "migrate-db", help="copy the database into an empty one (e.g. SQLite to PostgreSQL)"
+    )
+    transfer.add_argument("--from", dest="source", required=True, metavar="URL",
+                          help="the current database, e.g. sqlite:///data/livcr.db")
+    transfer.add_argument("--to", dest="target", required=True, metavar="URL",
+                          help="an empty database, e.g. postgresql+psycopg://livcr@/livcr")
     demo = sub.add_parser("demo", help="embedded homeserver, scripted LIVC-R cycle")
     demo.add_argument("--once", action="store_true", help="exit after the scenario")
     demo.add_argument("--dir", type=Path, default=Path("demo-data"))
@@ -131,6 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger().setLevel(logging.WARNING)
         logging.getLogger("nio").setLevel(logging.CRITICAL)
         return asyncio.run(run_demo(args.dir, once=args.once))
+    if args.command == "migrate-db":
+        setup_logging(None, args.verbose)
+        return migrate_db(args.source, args.target)
     if args.command == "check-config":
         config = _load(args.config)
         cells = ", ".join(f"{c.id} ({len(c.members)} members)" for c in config.cells)

@@ -14,13 +14,18 @@ import signal
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from icalendar import Calendar
 
 from bot.config import load_config
 from bot.homeserver import Homeserver, free_port
 from bot.member import MemberClient, Seen
 from bot.rooms import setup_rooms
 from bot.service import Service
+from commands.cadence import next_working_day
 
 PASSWORD = "livcr-demo-2026"
 SERVER = "livcr.demo"
@@ -47,20 +52,47 @@ class Step:
     expect: Callable[[list[Seen]], bool]
     why: str
     silent: bool = False  # expect no answer at all
+    also: bool = False  # also collect what the bot posts besides the reply (announcements, files)
+    capture: str | None = None  # remember the first case code of the answer under this name
     result: list[Seen] = field(default_factory=list)
     ok: bool = False
 
 
-def contains(*needles: str) -> Callable[[list[Seen]], bool]:
-    def check(replies: list[Seen]) -> bool:
-        text = "\n".join(r.body for r in replies)
-        return all(n.lower() in text.lower() for n in needles)
+@dataclass(frozen=True)
+class Contains:
+    """The bot's messages contain every needle (case-insensitive); ``{name}`` in a needle is
+    a value captured by an earlier step; ``file`` also asks for an encrypted attachment."""
 
-    return check
+    needles: tuple[str, ...]
+    file: bool = False
+
+    def __call__(self, replies: list[Seen]) -> bool:
+        text = "\n".join(r.body for r in replies).lower()
+        if self.file and not any(r.content.get("msgtype") == "m.file" for r in replies):
+            return False
+        return all(n.lower() in text for n in self.needles)
+
+    def filled(self, found: dict[str, str]) -> Contains:
+        return Contains(tuple(n.format_map(found) for n in self.needles), self.file)
+
+
+def contains(*needles: str) -> Contains:
+    return Contains(needles)
 
 
 def nothing(replies: list[Seen]) -> bool:
     return not replies
+
+
+def with_file(check: Contains) -> Contains:
+    """``check`` and an encrypted calendar attachment among the messages."""
+    return Contains(check.needles, file=True)
+
+
+def next_week() -> str:
+    """A working day a week from today in the demo cell's zone (for ``meeting schedule``)."""
+    day = (datetime.now(ZoneInfo("Europe/Brussels")) + timedelta(days=7)).date()
+    return next_working_day(day).isoformat()
 
 
 def scenario() -> list[Step]:
@@ -89,6 +121,48 @@ def scenario() -> list[Step]:
              "someone who is not on the roster gets no answer", silent=True),
         Step("burgemeester", "strategic", "!ack", contains("genoteerd"),
              "the mayor acknowledges at the strategic table"),
+        Step("sara.jacobs", "operational",
+             '!signal fenomeen=vroeg indicatoren=isolement,online-propaganda getoetst=ja '
+             'context=school samenvatting="Trekt zich terug op school en deelt extremistische '
+             'filmpjes"',
+             with_file(contains("Signaal aangemeld", "C-", "maandelijks", "slaapstand")),
+             "a partner signals a case: a code, never a name; the sleeping table wakes up "
+             "(monthly, with its calendar invitation) and the chair is asked for a meeting",
+             also=True, capture="code"),
+        Step("tom.maes", "operational",
+             '!signal fenomeen=vroeg indicatoren=isolement getoetst=ja '
+             'samenvatting="Gesprek met mevrouw Janssens, tel 0470 12 34 56"',
+             contains("persoonsgegevens", "telefoonnummer"),
+             "a signal carrying personal data is refused, stored nowhere and redacted"),
+        Step("an.peeters", "operational", "!case list", contains("{code}", "aangemeld"),
+             "dossiers by code and status only"),
+        Step("an.peeters", "operational", "!case flag {code} problematisch",
+             contains("problematisch", "vergadert nu wekelijks"),
+             "a problematic dossier: the cadence becomes weekly and the table is told",
+             also=True),
+        Step("tom.maes", "operational", "!meeting", contains("Ritme: wekelijks"),
+             "the next meeting, the cadence and why"),
+        Step("an.peeters", "operational", f"!meeting schedule {next_week()} 10:00",
+             with_file(contains("Vergadering gepland", "10:00")),
+             "the chair plans an extra meeting; its invitation (.ics) is an encrypted file",
+             also=True),
+        Step("tom.maes", "operational", "!agenda", contains("Agenda", "{code}"),
+             "the generated agenda: new signals, evaluations, fiches, problematic dossiers"),
+        Step("an.peeters", "operational", "!meeting start", contains("geopend", "{code}"),
+             "the chair opens a meeting now, with its agenda"),
+        Step("sara.jacobs", "operational", "!present", contains("aanwezig"),
+             "members record that they take part (they are the ones who vote)"),
+        Step("inspecteur.wouters", "operational", "!present", contains("aanwezig"),
+             "the information officer takes part"),
+        Step("tom.maes", "operational", "!present", contains("4 aanwezig"),
+             "the school's CLB takes part"),
+        Step("an.peeters", "operational", "!case scenario {code} psychosociaal",
+             contains("psychosocial", "volgende evaluatie"),
+             "the table attaches a follow-up trajectory and its evaluation date"),
+        Step("an.peeters", "operational", "!meeting end",
+             contains("Besluitenlijst", "{code}: traject psychosocial", "Aanwezig (4)",
+                      "Volgende vergadering"),
+             "the decision list: by code only, with who took part and the next meeting"),
     ]
 
 
@@ -137,9 +211,22 @@ room = "#livcr-strategisch:{SERVER}"
 
 
 async def _play(step: Step, clients: dict[str, MemberClient], rooms: dict[str, str],
-                bot: str) -> None:
+                bot: str, found: dict[str, str]) -> None:
     client = clients[step.who]
-    event_id = await client.send(rooms[step.table], step.say)
+    step.say = step.say.format_map(found)
+    if isinstance(step.expect, Contains):
+        step.expect = step.expect.filled(found)
+    room = rooms[step.table]
+    mark = len(client.seen)
+    event_id = await client.send(room, step.say)
+
+    def collected(first: Seen) -> list[Seen]:
+        return [first] + [
+            s for s in client.seen[mark:]
+            if s.sender == bot and s is not first and s.room_id == room
+            and (s.in_reply_to == event_id or step.also)
+        ]
+
     if step.silent:
         await asyncio.sleep(3)
         step.result = [s for s in client.seen if s.in_reply_to == event_id]
@@ -147,13 +234,36 @@ async def _play(step: Step, clients: dict[str, MemberClient], rooms: dict[str, s
         try:
             first = await client.reply_to(event_id, bot, timeout=30)
             await asyncio.sleep(0.3)  # a command may produce more than one message
-            step.result = [first] + [
-                s for s in client.seen
-                if s.sender == bot and s is not first and s.in_reply_to == event_id
-            ]
+            step.result = collected(first)
+            # Announcements and attachments follow the reply: wait for them a little.
+            deadline = asyncio.get_running_loop().time() + (10 if step.also else 0)
+            while not step.expect(step.result) and (
+                    asyncio.get_running_loop().time() < deadline):
+                await asyncio.sleep(0.2)
+                step.result = collected(first)
+            if step.also:
+                await asyncio.sleep(0.5)
+                step.result = collected(first)
         except TimeoutError:
             step.result = []
     step.ok = step.expect(step.result)
+    if step.capture and step.result:
+        match = re.search(r"C-[0-9A-Z]{5}", "\n".join(r.body for r in step.result))
+        if match:
+            found[step.capture] = match.group(0)
+
+
+async def _describe_file(client: MemberClient, seen: Seen) -> str:
+    """What a member's calendar would show of an encrypted ``.ics`` attachment."""
+    name = seen.content.get("body", "file")
+    try:
+        calendar = Calendar.from_ical(await client.download(seen))
+        event = calendar.walk("VEVENT")[0]
+        start = event.decoded("DTSTART")
+        return (f"{name}: METHOD {calendar['METHOD']}, {start:%A %Y-%m-%d %H:%M} "
+                f"({start.tzinfo}), UID {event['UID']}, SEQUENCE {event['SEQUENCE']}")
+    except Exception as exc:  # the transcript says so; the step's check decides
+        return f"{name}: could not be read ({type(exc).__name__})"
 
 
 async def run_demo(base: Path, once: bool = False) -> int:
@@ -192,16 +302,26 @@ async def run_demo(base: Path, once: bool = False) -> int:
         await clients[OUTSIDER[0]].join(rooms["operational"])
         bot = config.matrix.user_id
         steps = scenario()
+        found: dict[str, str] = {}
         displays = {n: d for n, d, *_ in ROSTER} | {OUTSIDER[0]: OUTSIDER[1]}
         print("\n=== LIVC-R Voorbeeldstad — transcript as a member sees it ===\n")
         for step in steps:
-            await _play(step, clients, rooms, bot)
+            await _play(step, clients, rooms, bot, found)
             mark = "ok " if step.ok else "FAIL"
             print(f"[{mark}] #{step.table:<11} {displays[step.who]}: {step.say}")
             print(f"       ({step.why})")
             for reply in step.result:
-                kind = "notice" if reply.content.get("msgtype") == "m.notice" else "message"
-                print(f"    livcr-bot ({kind}, decrypted={reply.decrypted}):")
+                msgtype = reply.content.get("msgtype")
+                if msgtype == "m.file":
+                    described = await _describe_file(clients[step.who], reply)
+                    print(f"    livcr-bot (encrypted file, decrypted={reply.decrypted}):")
+                    print(_short(described))
+                    continue
+                kind = "notice" if msgtype == "m.notice" else "message"
+                mentions = reply.content.get("m.mentions", {}).get("user_ids")
+                also = "" if reply.in_reply_to else ", not a reply"
+                ping = f", mentions {', '.join(mentions)}" if mentions else ""
+                print(f"    livcr-bot ({kind}{also}{ping}, decrypted={reply.decrypted}):")
                 print(_short(reply.body))
             if step.silent and not step.result:
                 print("    (no answer)")

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from bot.config import Cell, Config
 from bot.render import vocabulary
-from commands import ack, case, members, signal, stats
+from commands import ack, agenda, case, fiche, meeting, members, signal, stats, vote
 from commands import help as help_cmd
 from commands.base import (
     Args,
@@ -52,6 +52,10 @@ def include_routers() -> list[Router]:
         signal.router,
         case.router,
         stats.router,
+        meeting.router,
+        agenda.router,
+        vote.router,
+        fiche.router,
     ]
 
 
@@ -194,21 +198,35 @@ class Dispatcher:
     def all_commands(self) -> list[Command]:
         return [c for router in self.routers for c in router.commands]
 
-    def find(self, name: str, words: Sequence[str]) -> tuple[Command, tuple[str, ...]] | None:
+    def find(
+        self, name: str, words: Sequence[str], values: Mapping[str, str] | None = None
+    ) -> tuple[Command, tuple[str, ...]] | None:
         candidates = self.commands.get(name)
         if not candidates:
             return None
         if words:
+            word = words[0].lower()
+            english = values.get(word, word) if values else word
             for command in candidates:
-                if command.sub is not None and command.sub == words[0].lower():
+                if command.sub is not None and command.sub in (word, english):
                     return command, tuple(words[1:])
         for command in candidates:
             if command.sub is None:
                 return command, tuple(words)
         return None
 
-    def dispatch(self, incoming: Incoming, repos: Repositories, now: datetime) -> list[Output]:
-        """Run one command; never raises for bad input."""
+    def dispatch(
+        self,
+        incoming: Incoming,
+        repos: Repositories,
+        now: datetime,
+        scheduler: SchedulerPort | None = None,
+    ) -> list[Output]:
+        """Run one command; never raises for bad input.
+
+        ``scheduler`` replaces the dispatcher's port for this command (the core collects the
+        tables a command changed, to recompute them in the same transaction).
+        """
         text = command_text(incoming.body)
         if text is None:
             return []
@@ -232,7 +250,8 @@ class Dispatcher:
             return [Reply("msg:privacy.refused", {"kinds": sorted(f.value for f in findings)}),
                     Redact()]
         try:
-            return self._run(cell, member, incoming, repos, now, text)
+            return self._run(cell, member, incoming, repos, now, text,
+                             scheduler or self.scheduler)
         except Exception as exc:
             # Exception texts may quote input; log the type and where it happened only.
             frames = traceback.extract_tb(exc.__traceback__)
@@ -248,12 +267,13 @@ class Dispatcher:
         repos: Repositories,
         now: datetime,
         text: str,
+        scheduler: SchedulerPort,
     ) -> list[Output]:
         try:
             parsed = parse(text)
         except ParseError as exc:
             return [self._usage_reply(exc, None)]
-        found = self.find(parsed.name, parsed.words)
+        found = self.find(parsed.name, parsed.words, vocabulary(cell.language)[1])
         if found is None:
             if parsed.name in self.commands:
                 return [self._usage_reply(UsageError("error.unknown_subcommand",
@@ -281,7 +301,7 @@ class Dispatcher:
                 incoming=incoming,
                 now=now,
                 repos=repos,
-                scheduler=self.scheduler,
+                scheduler=scheduler,
                 room_ids=self.room_ids.get(cell.id, {}),
                 values=vocabulary(cell.language)[1],
                 commands=self.all_commands(),

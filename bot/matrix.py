@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,26 +28,38 @@ from nio import (
     JoinError,
     LoginResponse,
     MegolmEvent,
+    MessageDirection,
+    RoomCreateResponse,
     RoomMemberEvent,
     RoomMessageNotice,
+    RoomMessagesResponse,
     RoomMessageText,
+    RoomPreset,
     RoomResolveAliasResponse,
     RoomSendResponse,
     SyncResponse,
     UnknownEvent,
+    UnknownToDeviceEvent,
     WhoamiResponse,
 )
 from nio.crypto.attachments import encrypt_attachment
 
 from bot.app import Core
 from bot.cross_signing import ensure_cross_signing
-from bot.wire import POLL_RESPONSE
+from bot.wire import POLL_END, POLL_RESPONSE, POLL_START
 from commands.base import Incoming, Table
 from storage.repositories import OutboxItem
 
 log = logging.getLogger(__name__)
 
 SESSION_FILE = "session.json"
+#: Long timelines per sync; a gap beyond this is back-filled through /messages.
+SYNC_FILTER = {"room": {"timeline": {"limit": 100}}, "presence": {"not_types": ["*"]}}
+GAP_PAGES = 50
+HELD_FILE = "held.json"
+#: A held event whose sender was already asked to resend is kept this long: if its key comes
+#: late it is recognised as answered (not run twice); afterwards it is forgotten.
+HELD_FORGET_SECONDS = 24 * 3600
 
 
 class StartupError(RuntimeError):
@@ -77,11 +90,14 @@ def protect_tree(path: Path) -> None:
 
 @dataclass
 class Held:
-    """A command we could not decrypt yet: retried when keys arrive."""
+    """A command we could not decrypt yet: retried when keys arrive.
+
+    Kept in ``data_dir/held.json`` (ciphertext only) so a restart does not lose it.
+    """
 
     event: MegolmEvent
     room_id: str
-    since: float
+    since: float  # wall-clock seconds
     warned: bool = False
 
 
@@ -113,6 +129,8 @@ class MatrixBot:
                 request_timeout=60,
             ),
         )
+        self.client.add_to_device_callback(self._on_to_device, (UnknownToDeviceEvent,))
+        self._load_held()
 
     # ---- login, one device for life -------------------------------------------------
     async def login(self) -> None:
@@ -194,6 +212,7 @@ class MatrixBot:
                     since=token,
                     full_state=first or not self.ready.is_set(),
                     set_presence="offline",
+                    sync_filter=SYNC_FILTER,
                 )
             )
             stopper = asyncio.ensure_future(self._stop.wait())
@@ -214,7 +233,7 @@ class MatrixBot:
                 continue
             delay = 1.0
             try:
-                await self._after_sync(response, replay=not first)
+                await self._after_sync(response, since=None if first else token)
             except Exception as exc:
                 log.error("handling a sync failed with %s; retrying", type(exc).__name__)
                 await self._sleep(delay)
@@ -244,7 +263,24 @@ class MatrixBot:
             await self.client.keys_claim(self.client.get_users_for_key_claiming())
         await self.client.send_to_device_messages()
 
-    async def _after_sync(self, response: SyncResponse, replay: bool) -> None:
+    async def _gap(self, room_id: str, prev_batch: str, since: str) -> list[Any]:
+        """Events a limited sync left out: back-paginate from its start to our last token."""
+        events: list[Any] = []
+        start = prev_batch
+        for _ in range(GAP_PAGES):
+            response = await self.client.room_messages(
+                room_id, start=start, end=since, direction=MessageDirection.back, limit=100
+            )
+            if not isinstance(response, RoomMessagesResponse) or not response.chunk:
+                break
+            events.extend(response.chunk)
+            if not response.end or response.end == start:
+                break
+            start = response.end
+        events.reverse()
+        return events
+
+    async def _after_sync(self, response: SyncResponse, since: str | None) -> None:
         await self._keys()
         for room_id in response.rooms.invite:
             if room_id in self.core.rooms:
@@ -255,9 +291,16 @@ class MatrixBot:
         for room_id, room_info in response.rooms.join.items():
             if room_id not in self.core.rooms:
                 continue
-            for event in room_info.timeline.events:
-                if replay:
-                    await self._on_event(room_id, event)
+            if since is None:
+                continue  # the very first sync: history from before it is not replayed
+            timeline = room_info.timeline
+            events = list(timeline.events)
+            if timeline.limited and timeline.prev_batch:
+                missed = await self._gap(room_id, timeline.prev_batch, since)
+                log.info("a limited sync left %d events out; fetched them", len(missed))
+                events = missed + events
+            for event in events:
+                await self._on_event(room_id, event)
         await self._retry_held()
         await self._flush_outbox()
 
@@ -266,7 +309,8 @@ class MatrixBot:
             return
         if isinstance(event, MegolmEvent):
             if event.event_id not in self.held and not self.core.is_processed(event.event_id):
-                self.held[event.event_id] = Held(event, room_id, asyncio.get_running_loop().time())
+                self.held[event.event_id] = Held(event, room_id, time.time())
+                self._save_held()
                 log.info("holding an undecryptable event until its room key arrives")
                 try:
                     await self.client.request_room_key(event)
@@ -309,12 +353,40 @@ class MatrixBot:
         await asyncio.to_thread(self.core.handle, incoming)
 
     async def _on_poll_response(self, room_id: str, event: UnknownEvent) -> None:
-        handler = getattr(self.core, "poll_response", None)
-        if handler is not None:
-            await asyncio.to_thread(handler, room_id, event.sender, event.event_id, event.source)
+        await asyncio.to_thread(
+            self.core.poll_response, room_id, event.sender, event.event_id, event.source
+        )
+
+    def _save_held(self) -> None:
+        data = [
+            {"room_id": h.room_id, "since": h.since, "warned": h.warned, "event": h.event.source}
+            for h in self.held.values()
+        ]
+        write_secret(self.data_dir / HELD_FILE, json.dumps(data))
+
+    def _load_held(self) -> None:
+        path = self.data_dir / HELD_FILE
+        if not path.exists():
+            return
+        try:
+            for item in json.loads(path.read_text()):
+                event = MegolmEvent.from_dict(item["event"])
+                if isinstance(event, MegolmEvent):
+                    event.room_id = item["room_id"]
+                    self.held[event.event_id] = Held(event, item["room_id"], item["since"],
+                                                     item["warned"])
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("held events file unreadable (%s); starting without it",
+                        type(exc).__name__)
+
+    def _on_to_device(self, event: UnknownToDeviceEvent) -> None:
+        if event.type in ("m.room_key.withheld", "org.matrix.room_key.withheld"):
+            code = event.source.get("content", {}).get("code", "unknown")
+            log.warning("a sender withheld a room key from the bot (reason code %s)", code)
 
     async def _retry_held(self) -> None:
-        now = asyncio.get_running_loop().time()
+        now = time.time()
+        changed = False
         for event_id, held in list(self.held.items()):
             try:
                 decrypted = self.client.decrypt_event(held.event)
@@ -322,13 +394,20 @@ class MatrixBot:
                 decrypted = None
             if decrypted is not None and not isinstance(decrypted, MegolmEvent):
                 del self.held[event_id]
+                changed = True
                 decrypted.room_id = held.room_id
                 await self._on_event(held.room_id, decrypted)
             elif not held.warned and now - held.since > self.undecryptable_timeout:
                 held.warned = True
+                changed = True
                 await asyncio.to_thread(
                     self.core.undecryptable, held.room_id, held.event.sender, event_id
                 )
+            elif held.warned and now - held.since > HELD_FORGET_SECONDS:
+                del self.held[event_id]
+                changed = True
+        if changed:
+            self._save_held()
 
     # ---- sending --------------------------------------------------------------------
     async def _flush_outbox(self) -> None:
@@ -370,19 +449,57 @@ class MatrixBot:
         if rotate:
             self.client.olm.outbound_group_sessions.pop(room_id, None)
 
+    async def _direct_room(self, origin_room: str, user_id: str) -> str | None:
+        """The encrypted direct room with ``user_id``: reused, created on first use.
+
+        A new room is only usable after the next sync; None means "try again then".
+        """
+        ref = self.core.rooms.get(origin_room)
+        if ref is None:
+            return None
+        room_id = await asyncio.to_thread(self.core.direct_room, ref.cell, user_id)
+        if room_id is not None:
+            self.core.direct_users[room_id] = user_id
+            return room_id if room_id in self.client.rooms else None
+        response = await self.client.room_create(
+            is_direct=True,
+            invite=[user_id],
+            preset=RoomPreset.trusted_private_chat,
+            initial_state=[
+                {"type": "m.room.encryption", "state_key": "",
+                 "content": {"algorithm": "m.megolm.v1.aes-sha2"}},
+                {"type": "m.room.history_visibility", "state_key": "",
+                 "content": {"history_visibility": "invited"}},
+                {"type": "m.room.guest_access", "state_key": "",
+                 "content": {"guest_access": "forbidden"}},
+            ],
+        )
+        if not isinstance(response, RoomCreateResponse):
+            log.warning("could not create a direct room (%s)", type(response).__name__)
+            return None
+        await asyncio.to_thread(self.core.set_direct_room, ref.cell, user_id,
+                                str(response.room_id))
+        log.info("created an encrypted direct room for an information officer")
+        return None
+
     async def _send(self, item: OutboxItem) -> bool:
         data = item.content
         room_id = item.room_id
         if item.event_type == "redact":
-            response = await self.client.room_redact(
+            await self.client.room_redact(
                 room_id, data["event_id"], reason=data.get("reason"), tx_id=item.txn_id
             )
             return True  # no power to redact is not an error worth retrying
+        if data.get("direct_to"):
+            direct = await self._direct_room(room_id, data["direct_to"])
+            if direct is None:
+                return False
+            room_id = direct
         if room_id not in self.client.rooms:
             log.warning("dropping a reply to a room the bot is not in")
             return True
         await self._prepare_room(room_id)
-        content = data["content"]
+        content = dict(data["content"])
         if item.event_type == "message":
             response = await self.client.room_send(
                 room_id, "m.room.message", content, tx_id=item.txn_id,
@@ -394,21 +511,24 @@ class MatrixBot:
             if "attachment" in data:
                 await self._send_file(room_id, data["attachment"], item.txn_id + "-file")
             return True
-        if item.event_type in ("poll_start", "poll_end"):
-            event_type = (
-                "org.matrix.msc3381.poll.start"
-                if item.event_type == "poll_start"
-                else "org.matrix.msc3381.poll.end"
-            )
+        if item.event_type == "poll_start":
             response = await self.client.room_send(
-                room_id, event_type, content, tx_id=item.txn_id, ignore_unverified_devices=True
+                room_id, POLL_START, content, tx_id=item.txn_id, ignore_unverified_devices=True
             )
-            if isinstance(response, RoomSendResponse):
-                hook = getattr(self.core, "event_sent", None)
-                if hook is not None:
-                    await asyncio.to_thread(hook, item, response.event_id)
-                return True
-            return False
+            if not isinstance(response, RoomSendResponse):
+                return False
+            await asyncio.to_thread(self.core.event_sent, item, response.event_id)
+            return True
+        if item.event_type == "poll_end":
+            poll = await asyncio.to_thread(self.core.poll_event_of, int(data["vote_id"]))
+            if poll is None:
+                return True  # the poll never went out: nothing to end
+            content["m.relates_to"] = {"rel_type": "m.reference", "event_id": poll}
+            content[POLL_END] = {}
+            response = await self.client.room_send(
+                room_id, POLL_END, content, tx_id=item.txn_id, ignore_unverified_devices=True
+            )
+            return isinstance(response, RoomSendResponse)
         log.warning("unknown outbox kind %s dropped", item.event_type)
         return True
 

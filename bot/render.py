@@ -96,7 +96,13 @@ def text(lang: str, key: str, /, **data: Any) -> str:
         source = catalogue[key]
     except KeyError:
         source = messages("en")[key]
-    return _environment(lang).from_string(source).render(**data)
+    return _compiled(lang, source).render(**data)
+
+
+@cache
+def _compiled(lang: str, source: str) -> jinja2.Template:
+    """A catalogue entry compiled once (compiling costs far more than rendering)."""
+    return _environment(lang).from_string(source)
 
 
 def markdown(lang: str, template: str, data: Mapping[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -10,6 +11,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.app import Clock, Core, system_clock
 from bot.config import Config
+from bot.jobs import Jobs
 from bot.matrix import MatrixBot
 from commands.base import Table
 from storage.db import Database
@@ -41,6 +43,9 @@ class Service:
         self.core = Core(config, self.db, clock=clock, scheduler=self.wiring)
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.bot = MatrixBot(self.core, on_first_sync=self._start_scheduler)
+        self._flush_lock = asyncio.Lock()
+        self.jobs = Jobs(self.core, self.scheduler, self.wiring.dirty, flush=self.flush)
+        self.wiring.listener = self.jobs.tables_changed
 
     async def _start_scheduler(self) -> None:
         """Jobs are derived from the database after the first sync (spec §11)."""
@@ -53,13 +58,21 @@ class Service:
             replace_existing=True,
             misfire_grace_time=3600,
         )
+        await self.jobs.start()
         self.scheduler.start()
+        log.info("scheduler started with %d jobs", len(self.scheduler.get_jobs()))
+
+    async def flush(self) -> None:
+        """Send what jobs put in the outbox now, not after the next sync."""
+        async with self._flush_lock:
+            await self.bot._flush_outbox()
 
     async def _daily(self) -> None:
         removed = purge_now(self.config, self.db)
         forgotten = self.core.forget_old_events()
         log.info("daily maintenance: %d dossiers purged, %d event ids forgotten", removed,
                  forgotten)
+        await self.jobs.daily()
 
     def stop(self) -> None:
         log.info("stopping")

@@ -164,6 +164,9 @@ def status_lines(cell: Cell, repos: Repositories, now: datetime) -> list[str]:
     counts = repos.dossiers.counts_by_status(cell.id)
     open_counts = ", ".join(f"{s.value} {counts.get(s.value, 0)}" for s in OPEN)
     lines = [f"{cell.id}: open dossiers — {open_counts}"]
+    from commands.planning import status_line  # planning builds on this module
+
     for table in cell.tables:
-        lines.append(f"{cell.id}/{table.value}: room {cell.tables[table].room}")
+        lines.append(f"{cell.id}/{table.value}: room {cell.tables[table].room}; "
+                     f"{status_line(repos, cell, table, now)}")
     return lines

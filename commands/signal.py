@@ -22,6 +22,7 @@ from commands.base import (
     Who,
 )
 from commands.dossiers import CONTEXTS, Phenomenon, Status
+from commands.planning import after_signal
 
 router = Router("signal")
 
@@ -115,5 +116,6 @@ def signal(ctx: CommandContext, args: Args) -> Sequence[Output]:
         Reply(
             "signal_created",
             {"code": record.code, "phenomenon": phenomenon.value, "indicators": indicators},
-        )
+        ),
+        *after_signal(ctx.repos, ctx.cell, ctx.now),
     ]

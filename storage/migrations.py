@@ -111,10 +111,120 @@ def _v1(conn: Connection) -> None:
         conn.execute(sa.text(statement))
 
 
+def _v2(conn: Connection) -> None:
+    """Meetings, attendance, free agenda items and the cadence state of each table."""
+    pk = _pk(conn)
+    TS = _ts(conn)
+    statements = [
+        f"""CREATE TABLE meeting (
+            id {pk},
+            cell VARCHAR(64) NOT NULL,
+            table_name VARCHAR(16) NOT NULL,
+            starts_at {TS} NOT NULL,
+            duration_minutes INTEGER NOT NULL,
+            status VARCHAR(16) NOT NULL,
+            kind VARCHAR(16) NOT NULL,
+            cancel_reason VARCHAR(16) NOT NULL,
+            sequence INTEGER NOT NULL,
+            uid VARCHAR(255) NOT NULL,
+            created_at {TS} NOT NULL,
+            started_at {TS},
+            ended_at {TS},
+            ics_posted_sequence INTEGER NOT NULL)""",
+        "CREATE INDEX ix_meeting_cell ON meeting (cell)",
+        "CREATE INDEX ix_meeting_status ON meeting (status)",
+        f"""CREATE TABLE attendance (
+            meeting_id INTEGER NOT NULL,
+            user_id VARCHAR(255) NOT NULL,
+            at {TS} NOT NULL,
+            PRIMARY KEY (meeting_id, user_id))""",
+        f"""CREATE TABLE agenda_item (
+            id {pk},
+            cell VARCHAR(64) NOT NULL,
+            table_name VARCHAR(16) NOT NULL,
+            meeting_id INTEGER,
+            text VARCHAR(300) NOT NULL,
+            author VARCHAR(255) NOT NULL,
+            created_at {TS} NOT NULL,
+            removed BOOLEAN NOT NULL)""",
+        "CREATE INDEX ix_agenda_item_cell ON agenda_item (cell)",
+        f"""CREATE TABLE table_state (
+            cell VARCHAR(64) NOT NULL,
+            table_name VARCHAR(16) NOT NULL,
+            mode VARCHAR(16) NOT NULL,
+            met_once BOOLEAN NOT NULL,
+            created_at {TS} NOT NULL,
+            updated_at {TS} NOT NULL,
+            first_meeting_reminded_at {TS},
+            PRIMARY KEY (cell, table_name))""",
+    ]
+    for statement in statements:
+        conn.execute(sa.text(statement))
+
+
+def _v3(conn: Connection) -> None:
+    """Consensus votes, their ballots, feedback fiches and direct rooms."""
+    pk = _pk(conn)
+    TS = _ts(conn)
+    statements = [
+        f"""CREATE TABLE vote (
+            id {pk},
+            cell VARCHAR(64) NOT NULL,
+            table_name VARCHAR(16) NOT NULL,
+            meeting_id INTEGER NOT NULL,
+            kind VARCHAR(16) NOT NULL,
+            code VARCHAR(16) NOT NULL,
+            state VARCHAR(16) NOT NULL,
+            opened_by VARCHAR(255) NOT NULL,
+            opened_at {TS} NOT NULL,
+            deadline {TS},
+            closed_by VARCHAR(255) NOT NULL,
+            closed_at {TS},
+            close_reason VARCHAR(16) NOT NULL,
+            participants INTEGER NOT NULL,
+            fiche_version INTEGER NOT NULL,
+            poll_event_id VARCHAR(255) NOT NULL)""",
+        "CREATE INDEX ix_vote_cell ON vote (cell)",
+        "CREATE INDEX ix_vote_code ON vote (code)",
+        "CREATE INDEX ix_vote_state ON vote (state)",
+        f"""CREATE TABLE ballot (
+            id {pk},
+            vote_id INTEGER NOT NULL,
+            user_id VARCHAR(255) NOT NULL,
+            choice VARCHAR(8) NOT NULL,
+            via VARCHAR(8) NOT NULL,
+            at {TS} NOT NULL)""",
+        "CREATE INDEX ix_ballot_vote_id ON ballot (vote_id)",
+        f"""CREATE TABLE fiche (
+            cell VARCHAR(64) NOT NULL,
+            code VARCHAR(16) NOT NULL,
+            effectiveness VARCHAR(16) NOT NULL,
+            willingness VARCHAR(16) NOT NULL,
+            distancing VARCHAR(16) NOT NULL,
+            continue_useful VARCHAR(8) NOT NULL,
+            options VARCHAR(8) NOT NULL,
+            other VARCHAR(1000) NOT NULL,
+            readiness VARCHAR(24) NOT NULL,
+            readiness_note VARCHAR(500) NOT NULL,
+            version INTEGER NOT NULL,
+            updated_by VARCHAR(255) NOT NULL,
+            updated_at {TS} NOT NULL,
+            sent_at {TS},
+            PRIMARY KEY (cell, code))""",
+        """CREATE TABLE direct_room (
+            cell VARCHAR(64) NOT NULL,
+            user_id VARCHAR(255) NOT NULL,
+            room_id VARCHAR(255) NOT NULL,
+            PRIMARY KEY (cell, user_id))""",
+    ]
+    for statement in statements:
+        conn.execute(sa.text(statement))
+
+
 Step = Callable[[Connection], None]
 
 #: Step ``i`` upgrades a database from version ``i`` to ``i + 1``.
-STEPS: list[Step] = [_v1]
+STEPS: list[Step] = [_v1, _v2, _v3]
 
 
 def current_version(conn: Connection) -> int:

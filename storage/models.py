@@ -136,3 +136,126 @@ class Statistic(SQLModel, table=True):
     month_opened: str = Field(max_length=7)
     month_closed: str = Field(max_length=7)
     outcome: str = Field(max_length=16)
+
+
+class Meeting(SQLModel, table=True):
+    """A meeting of a table: planned by the cadence (``auto``) or by the chair (``adhoc``).
+
+    ``uid`` and ``sequence`` are the iCalendar UID and SEQUENCE: a change raises the sequence.
+    Status: planned, started, ended, cancelled, or lapsed (its time passed, never started).
+    """
+
+    __tablename__ = "meeting"
+    id: int | None = Field(default=None, primary_key=True)
+    cell: str = Field(max_length=64, index=True)
+    table_name: str = Field(max_length=16)
+    starts_at: datetime = ts()
+    duration_minutes: int
+    status: str = Field(max_length=16, index=True)
+    kind: str = Field(max_length=16)
+    cancel_reason: str = Field(default="", max_length=16)  # chair | cadence
+    sequence: int = 0
+    uid: str = Field(default="", max_length=255)
+    created_at: datetime = ts()
+    started_at: datetime | None = ts(nullable=True)
+    ended_at: datetime | None = ts(nullable=True)
+    ics_posted_sequence: int = -1
+
+
+class Attendance(SQLModel, table=True):
+    """Who said ``present`` during a meeting: the effectively participating members."""
+
+    __tablename__ = "attendance"
+    meeting_id: int = Field(primary_key=True)
+    user_id: str = Field(primary_key=True, max_length=255)
+    at: datetime = ts()
+
+
+class AgendaItem(SQLModel, table=True):
+    """A member's free agenda item (screened by the privacy guard; deleted after the meeting)."""
+
+    __tablename__ = "agenda_item"
+    id: int | None = Field(default=None, primary_key=True)
+    cell: str = Field(max_length=64, index=True)
+    table_name: str = Field(max_length=16)
+    meeting_id: int | None = None
+    text: str = Field(max_length=300)
+    author: str = Field(max_length=255)
+    created_at: datetime = ts()
+    removed: bool = False
+
+
+class TableState(SQLModel, table=True):
+    """The cadence of a table as last computed and announced."""
+
+    __tablename__ = "table_state"
+    cell: str = Field(primary_key=True, max_length=64)
+    table_name: str = Field(primary_key=True, max_length=16)
+    mode: str = Field(max_length=16)
+    met_once: bool = False
+    created_at: datetime = ts()
+    updated_at: datetime = ts()
+    first_meeting_reminded_at: datetime | None = ts(nullable=True)
+
+
+class Vote(SQLModel, table=True):
+    """A consensus proposal on a dossier, voted by the members present at a meeting."""
+
+    __tablename__ = "vote"
+    id: int | None = Field(default=None, primary_key=True)
+    cell: str = Field(max_length=64, index=True)
+    table_name: str = Field(max_length=16)
+    meeting_id: int
+    kind: str = Field(max_length=16)  # accept | reject | close | fiche
+    code: str = Field(max_length=16, index=True)
+    state: str = Field(max_length=16, index=True)  # open | adopted | not_adopted | cancelled
+    opened_by: str = Field(max_length=255)
+    opened_at: datetime = ts()
+    deadline: datetime | None = ts(nullable=True)
+    closed_by: str = Field(default="", max_length=255)
+    closed_at: datetime | None = ts(nullable=True)
+    close_reason: str = Field(default="", max_length=16)  # chair | meeting_end | deadline | edit
+    participants: int = 0
+    fiche_version: int = 0
+    poll_event_id: str = Field(default="", max_length=255)
+
+
+class Ballot(SQLModel, table=True):
+    """Every ballot cast, in order: the latest one of a member counts."""
+
+    __tablename__ = "ballot"
+    id: int | None = Field(default=None, primary_key=True)
+    vote_id: int = Field(index=True)
+    user_id: str = Field(max_length=255)
+    choice: str = Field(max_length=8)
+    via: str = Field(max_length=8)  # command | poll
+    at: datetime = ts()
+
+
+class Fiche(SQLModel, table=True):
+    """The feedback fiche draft of a dossier. Free text is screened; deleted with the dossier."""
+
+    __tablename__ = "fiche"
+    cell: str = Field(primary_key=True, max_length=64)
+    code: str = Field(primary_key=True, max_length=16)
+    effectiveness: str = Field(default="", max_length=16)
+    willingness: str = Field(default="", max_length=16)
+    distancing: str = Field(default="", max_length=16)
+    continue_: str = Field(default="", max_length=8, sa_column_kwargs={"name": "continue_useful"})
+    options: str = Field(default="", max_length=8)
+    other: str = Field(default="", max_length=1000)
+    readiness: str = Field(default="", max_length=24)
+    readiness_note: str = Field(default="", max_length=500)
+    version: int = 0
+    updated_by: str = Field(default="", max_length=255)
+    updated_at: datetime = ts()
+    sent_at: datetime | None = ts(nullable=True)
+
+
+class DirectRoom(SQLModel, table=True):
+    """The encrypted direct room with a user (the information officer), reused."""
+
+    __tablename__ = "direct_room"
+    cell: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(primary_key=True, max_length=255)
+    room_id: str = Field(max_length=255)

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from storage.meetings import MeetingRepository
 from storage.models import (
     Acknowledgement,
     Audit,
@@ -23,6 +24,7 @@ from storage.models import (
     Statistic,
     SyncState,
 )
+from storage.votes import VoteRepository
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -258,7 +260,9 @@ class DossierRepository:
     def _row(self, cell: str, code: str, lock: bool = False) -> Dossier | None:
         query = select(Dossier).where(Dossier.cell == cell, Dossier.code == code)
         if lock:
-            query = query.with_for_update()
+            # FOR UPDATE waits for a concurrent writer; populate_existing makes sure we then
+            # use the row as that writer committed it, not a copy this session loaded before.
+            query = query.with_for_update().execution_options(populate_existing=True)
         return self.session.exec(query).first()
 
     def create(
@@ -366,6 +370,7 @@ class DossierRepository:
             self.session.exec(  # type: ignore[call-overload]
                 sa.delete(Audit).where(Audit.cell == row.cell, Audit.code == row.code)
             )
+            VoteRepository(self.session).purge_code(row.cell, row.code)
             self.session.delete(row)
         return len(rows)
 
@@ -432,6 +437,8 @@ class Repositories:
         self.roster = RosterRepository(session)
         self.dossiers = DossierRepository(session)
         self.audit = AuditRepository(session)
+        self.meetings = MeetingRepository(session)
+        self.votes = VoteRepository(session)
 
     def savepoint(self) -> Any:
         """A nested transaction: effects of a failed handler are undone, the rest kept."""

@@ -10,6 +10,7 @@ from typing import Any
 from bot.config import Config, parse_config
 from commands.base import Incoming, Table
 from storage.db import Database
+from tests.backends import database_url, default_backend
 
 SERVER = "example.be"
 CHAIR = f"@an.peeters:{SERVER}"
@@ -59,13 +60,16 @@ def make_config(language: str = "nl", **cell_overrides: Any) -> Config:
 
 
 @contextmanager
-def memory_db() -> Iterator[Database]:
-    db = Database("sqlite://")
-    db.migrate()
-    try:
-        yield db
-    finally:
-        db.dispose()
+def memory_db(backend: str | None = None) -> Iterator[Database]:
+    """A fresh, migrated database: in-memory SQLite, or a PostgreSQL database of its own when
+    ``LIVCR_TEST_PG_URL`` is set (the whole suite then runs on PostgreSQL)."""
+    with database_url(backend or default_backend()) as url:
+        db = Database(url)
+        try:
+            db.migrate()
+            yield db
+        finally:
+            db.dispose()
 
 
 _counter = iter(range(10**9))

@@ -16,6 +16,7 @@ from typing import Any
 
 from bot.homeserver import Homeserver
 from bot.member import MemberClient, Seen
+from tests.backends import create_pg_database, drop_pg_database, pg_url
 
 PASSWORD = "correct-horse-battery-staple"
 _worlds = itertools.count(1)
@@ -102,6 +103,8 @@ class World:
     bot: BotProcess | None = None
     bot_user: str = ""
     config_path: Path = field(init=False)
+    #: SQLite in the world's data_dir; a PostgreSQL database of its own when the run has one.
+    database_url: str = ""
 
     def uid(self, name: str) -> str:
         return self.hs.user_id(f"{self.prefix}{name}")
@@ -117,7 +120,7 @@ class World:
             f"data_dir = {toml_value(str(self.base / 'data'))}",
             "",
             "[storage]",
-            f"database_url = {toml_value('sqlite:///' + str(self.base / 'data' / 'livcr.db'))}",
+            f"database_url = {toml_value(self.database_url)}",
             "",
             "[limits]",
             "commands_per_minute = 1000",
@@ -155,6 +158,11 @@ class World:
         unencrypted_strategic: bool = False,
     ) -> World:
         self.base.mkdir(parents=True, exist_ok=True)
+        if not self.database_url:
+            self.database_url = (
+                create_pg_database() if pg_url()
+                else "sqlite:///" + str(self.base / "data" / "livcr.db")
+            )
         self.bot_user = await self.hs.register(f"{self.prefix}bot", PASSWORD)
         self.config_path = self.base / "config.toml"
         self.config_path.write_text(self.config_text())
@@ -214,6 +222,9 @@ class World:
             await self.bot.stop()
         for client in self.members.values():
             await client.stop()
+        if self.database_url.startswith("postgresql"):
+            drop_pg_database(self.database_url)
+            self.database_url = ""
 
     def written_files(self) -> list[Path]:
         return [p for p in (self.base / "data").rglob("*") if p.is_file()]

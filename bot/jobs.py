@@ -1,0 +1,163 @@
+"""Scheduler jobs derived from the database (spec §8, §11; matrix-reminder-bot's idea).
+
+The database is the source of truth: meetings, the cadence state and the processed-event ids
+say which reminders, lapse checks and first-meeting reminders should exist
+(:func:`commands.planning.job_plan`). At start (after the first sync) every job is derived;
+after each change only the changed tables' jobs are. A job runs its decision through
+:meth:`bot.app.Core.run_job` (one transaction, the outbox, a synthetic event id so it runs
+exactly once) and then asks the Matrix side to send the outbox.
+
+The APScheduler instance belongs to :class:`bot.service.Service`; this class only fills it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+
+from bot.app import Core
+from commands import planning
+from commands.base import Output, SchedulerPort, Table
+from storage.repositories import Repositories
+
+log = logging.getLogger(__name__)
+
+#: Local hour at which follow-up dossiers whose evaluation date arrived move to the agenda.
+EVALUATION_HOUR = 7
+
+Flush = Callable[[], Awaitable[None]]
+
+
+async def _no_flush() -> None:
+    return None
+
+
+class Jobs:
+    """Derives, runs and re-derives the table jobs of one :class:`Core`."""
+
+    def __init__(self, core: Core, scheduler: BaseScheduler, dirty: set[tuple[str, Table]],
+                 flush: Flush = _no_flush) -> None:
+        self.core = core
+        self.scheduler = scheduler
+        self.dirty = dirty
+        self.flush = flush
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ---- derivation -----------------------------------------------------------------
+    async def start(self) -> None:
+        """At start: recompute every table, derive every job, catch up on evaluations."""
+        self._loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self.core.recompute_all)
+        await self.sync(None)
+        for cell in self.core.config.cells:
+            if Table.OPERATIONAL in cell.tables:
+                self.scheduler.add_job(
+                    self.evaluation, CronTrigger(hour=EVALUATION_HOUR, minute=0,
+                                                 timezone=cell.tz),
+                    args=[cell.id], id=f"evaluation|{cell.id}", replace_existing=True,
+                    misfire_grace_time=None, coalesce=True,
+                )
+                await self.evaluation(cell.id, flush=False)
+        await self.flush()
+
+    async def daily(self) -> None:
+        """Daily: every table recomputed and every job derived again (belt and braces)."""
+        await asyncio.to_thread(self.core.recompute_all)
+        await self.sync(None)
+        await self.flush()
+
+    def tables_changed(self) -> None:
+        """The scheduler port's listener; called after a commit, from any thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return  # not started yet: start() derives everything
+        loop.call_soon_threadsafe(self._spawn_sync)
+
+    def _spawn_sync(self) -> None:
+        tables = set(self.dirty)
+        self.dirty.difference_update(tables)
+        if not tables:
+            return
+        task = asyncio.get_running_loop().create_task(self.sync(tables))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def sync(self, tables: set[tuple[str, Table]] | None) -> None:
+        """Make the scheduler hold exactly the jobs the database calls for (these tables)."""
+        async with self._lock:
+            plan = await asyncio.to_thread(self.core.job_plan, tables)
+            wanted = {spec.job_id: spec for spec in plan.jobs}
+            for job in self.scheduler.get_jobs():
+                parts = job.id.split("|", 2)
+                if len(parts) != 3:
+                    continue
+                if tables is not None and (parts[0], Table(parts[1])) not in tables:
+                    continue
+                if job.id not in wanted:
+                    self.scheduler.remove_job(job.id)
+            now = self.core.clock()
+            for spec in plan.jobs:
+                existing = self.scheduler.get_job(spec.job_id)
+                if existing is not None and (
+                    spec.run_at <= now or getattr(existing, "next_run_time", None) == spec.run_at
+                ):
+                    continue  # already there (a due job is about to run)
+                self.scheduler.add_job(
+                    self.run, DateTrigger(spec.run_at if spec.run_at > now else None),
+                    args=[spec], id=spec.job_id, replace_existing=True, misfire_grace_time=None,
+                    coalesce=True,
+                )
+
+    # ---- running --------------------------------------------------------------------
+    def decision(self, spec: planning.JobSpec) -> Callable[
+            [Repositories, SchedulerPort, datetime], Sequence[Output]]:
+        """The plain function a job runs (tests call it without a scheduler)."""
+        cell = self.core.config.cell(spec.cell)
+        grace = self.core.grace
+
+        def reminder(repos: Repositories, port: SchedulerPort, now: datetime) -> list[Output]:
+            return planning.reminder(repos, cell, spec.table, spec.meeting_id, spec.sequence,
+                                     spec.offset, now, grace)
+
+        def first_meeting(repos: Repositories, port: SchedulerPort,
+                          now: datetime) -> list[Output]:
+            return planning.first_meeting_reminder(repos, cell, now)
+
+        def lapse(repos: Repositories, port: SchedulerPort, now: datetime) -> list[Output]:
+            port.table_changed(cell.id, spec.table)  # the recomputation lapses and re-plans
+            return []
+
+        return {"reminder": reminder, "first_meeting": first_meeting, "lapse": lapse}[spec.kind]
+
+    async def run(self, spec: planning.JobSpec) -> None:
+        try:
+            await asyncio.to_thread(self.core.run_job, spec.key, spec.cell, spec.table,
+                                    self.decision(spec), spec.once)
+        except Exception as exc:
+            log.error("a %s job failed with %s", spec.kind, type(exc).__name__)
+        await self.sync({(spec.cell, spec.table)})
+        await self.flush()
+
+    async def evaluation(self, cell_id: str, flush: bool = True) -> None:
+        """Once a day per cell: evaluation dates reached put dossiers on the agenda."""
+        cell = self.core.config.cell(cell_id)
+        day = self.core.clock().astimezone(cell.tz).date()
+
+        def check(repos: Repositories, port: SchedulerPort, now: datetime) -> list[Output]:
+            return planning.evaluation_check(repos, port, cell, now)
+
+        try:
+            await asyncio.to_thread(self.core.run_job, f"evaluation:{cell_id}:{day}", cell_id,
+                                    Table.OPERATIONAL, check)
+        except Exception as exc:
+            log.error("the evaluation check failed with %s", type(exc).__name__)
+        if flush:
+            await self.flush()
