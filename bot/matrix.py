@@ -57,6 +57,8 @@ SESSION_FILE = "session.json"
 SYNC_FILTER = {"room": {"timeline": {"limit": 100}}, "presence": {"not_types": ["*"]}}
 GAP_PAGES = 50
 HELD_FILE = "held.json"
+#: Consecutive failed sends after which a reply is given up (logged, not silently).
+GIVE_UP_ATTEMPTS = 50
 #: A held event whose sender was already asked to resend is kept this long: if its key comes
 #: late it is recognised as answered (not run twice); afterwards it is forgotten.
 HELD_FORGET_SECONDS = 24 * 3600
@@ -112,6 +114,8 @@ class MatrixBot:
     _keys_fresh: set[str] = field(default_factory=set)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    _flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _attempts: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         cfg = self.core.config.matrix
@@ -204,7 +208,6 @@ class MatrixBot:
         token = self.core.sync_token()
         first = token is None
         delay = 1.0
-        await self._flush_outbox()
         while not self._stop.is_set():
             sync = asyncio.ensure_future(
                 self.client.sync(
@@ -245,6 +248,7 @@ class MatrixBot:
                 await self._join_configured()
                 self.ready.set()
                 log.info("first sync done; %d table rooms", len(self.core.rooms))
+                await self._flush_outbox()
                 if self.on_first_sync is not None:
                     await self.on_first_sync()
         await self.client.close()
@@ -410,16 +414,35 @@ class MatrixBot:
             self._save_held()
 
     # ---- sending --------------------------------------------------------------------
+    async def flush(self) -> None:
+        """Send the outbox now (after a job decided something), never concurrently."""
+        await self._flush_outbox()
+
     async def _flush_outbox(self) -> None:
-        for item in await asyncio.to_thread(self.core.pending):
-            try:
-                ok = await self._send(item)
-            except Exception as exc:
-                log.warning("sending a reply failed (%s); will retry", type(exc).__name__)
-                return
-            if not ok:
-                return
-            await asyncio.to_thread(self.core.sent, item)
+        """Send pending replies in order; stop at the first that cannot go yet.
+
+        Nothing is dropped before the first sync (rooms are unknown until then). An item that
+        keeps failing is given up after ``GIVE_UP_ATTEMPTS`` tries, so one broken room cannot
+        block every other reply forever.
+        """
+        if not self.ready.is_set():
+            return
+        async with self._flush_lock:
+            for item in await asyncio.to_thread(self.core.pending):
+                try:
+                    ok = await self._send(item)
+                except Exception as exc:
+                    log.warning("sending a reply failed (%s); will retry", type(exc).__name__)
+                    ok = False
+                if not ok:
+                    tries = self._attempts.get(item.id, 0) + 1
+                    self._attempts[item.id] = tries
+                    if tries < GIVE_UP_ATTEMPTS:
+                        return
+                    log.error("giving up on a reply to %s after %d attempts", item.room_id,
+                              tries)
+                self._attempts.pop(item.id, None)
+                await asyncio.to_thread(self.core.sent, item)
 
     async def _prepare_room(self, room_id: str) -> None:
         """Keys only for the roster: blacklist every other device before encrypting."""
@@ -496,8 +519,8 @@ class MatrixBot:
                 return False
             room_id = direct
         if room_id not in self.client.rooms:
-            log.warning("dropping a reply to a room the bot is not in")
-            return True
+            log.warning("a reply waits for a room the bot has not joined (yet)")
+            return False
         await self._prepare_room(room_id)
         content = dict(data["content"])
         if item.event_type == "message":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -43,7 +42,6 @@ class Service:
         self.core = Core(config, self.db, clock=clock, scheduler=self.wiring)
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.bot = MatrixBot(self.core, on_first_sync=self._start_scheduler)
-        self._flush_lock = asyncio.Lock()
         self.jobs = Jobs(self.core, self.scheduler, self.wiring.dirty, flush=self.flush)
         self.wiring.listener = self.jobs.tables_changed
 
@@ -64,8 +62,7 @@ class Service:
 
     async def flush(self) -> None:
         """Send what jobs put in the outbox now, not after the next sync."""
-        async with self._flush_lock:
-            await self.bot._flush_outbox()
+        await self.bot.flush()
 
     async def _daily(self) -> None:
         removed = purge_now(self.config, self.db)

@@ -44,7 +44,18 @@ def make_engine(url: str) -> sa.Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    parsed = sa.make_url(url)
+    if parsed.drivername == "postgresql":  # SQLAlchemy would pick psycopg2; we ship psycopg 3
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        # READ COMMITTED (the default): DossierRepository.lock takes a row lock
+        # (SELECT … FOR UPDATE), so concurrent transitions of one dossier wait for each other.
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:
+        raise RuntimeError(
+            f"{exc.name} is not installed: use a postgresql+psycopg:// URL and "
+            "pip install 'livcr-bot[postgres]'"
+        ) from exc
 
 
 class Database:

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from commands.dossiers import FINAL, OPEN, Status
-from storage.db import Database
+from storage.db import Database, make_engine
 from storage.repositories import RosterChange
 from tests.backends import backend_params, database_url
 
@@ -279,3 +279,12 @@ def test_audit_is_per_cell_and_code_in_order(db: Database) -> None:
             ("signalled", "assessing", "vote:0"), ("assessing", "follow_up", "vote:1")]
         assert trail[1].at == T0 + timedelta(minutes=1)
         assert len(repos.audit.for_code(OTHER, "C-AAAAA")) == 1
+
+
+def test_a_plain_postgresql_url_uses_psycopg_3() -> None:
+    """SQLAlchemy's default PostgreSQL driver is psycopg2; the ``postgres`` extra ships 3."""
+    engine = make_engine("postgresql://livcr@/livcr?host=/run/postgresql")
+    try:
+        assert engine.dialect.driver == "psycopg"
+    finally:
+        engine.dispose()
