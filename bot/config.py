@@ -157,6 +157,9 @@ class TableConfig(Strict):
     reminders: tuple[str, ...] = ("24h", "1h")
     skip_public_holidays: bool = True
     cadence: CadenceConfig = CadenceConfig()
+    #: Optional room retention policy (m.room.retention): the homeserver deletes messages
+    #: older than this, when its retention support is enabled. None: no policy set.
+    message_retention_days: int | None = Field(default=None, ge=1, le=3650)
 
     @field_validator("room")
     @classmethod
@@ -274,6 +277,24 @@ def slug(text: str) -> str:
 def _matches(patterns: tuple[str, ...], text: str) -> bool:
     lowered = text.lower()
     return any(re.search(pattern, lowered) for pattern in patterns)
+
+
+#: The roster rules by message, so chat can answer in the cell's language
+#: (``members.rule.<code>`` in templates/<lang>/messages).
+RULE_CODES = {
+    "the operational table needs at least one chair": "needs_chair",
+    "the operational table needs at least one information_officer": "needs_officer",
+    "the strategic table is chaired by the mayor": "mayor_chairs",
+    "security and intelligence services have no place in a LIVC-R": "intelligence",
+    "the police never chair a table": "police_chair",
+    "a police_chief may sit only at the strategic table": "strategic_only",
+    "a public_prosecutor may sit only at the strategic table": "strategic_only",
+}
+
+
+def rule_code(message: str) -> str:
+    """The code of a roster rule message; ``other`` for messages about a single key."""
+    return RULE_CODES.get(message, "other")
 
 
 def roster_problems(cell: Cell, prefix: str) -> list[tuple[str, str]]:

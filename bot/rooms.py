@@ -69,13 +69,17 @@ def _power_levels(bot: str | None, cell: Cell, table: Table) -> dict[str, Any]:
 
 
 def _desired_state(bot: str | None, cell: Cell, table: Table) -> dict[str, dict[str, Any]]:
-    return {
+    state = {
         "m.room.encryption": {"algorithm": "m.megolm.v1.aes-sha2"},
         "m.room.join_rules": {"join_rule": "invite"},
         "m.room.history_visibility": {"history_visibility": "joined"},
         "m.room.guest_access": {"guest_access": "forbidden"},
         "m.room.power_levels": _power_levels(bot, cell, table),
     }
+    days = cell.tables[table].message_retention_days
+    if days is not None:
+        state["m.room.retention"] = {"max_lifetime": days * 24 * 3600 * 1000}
+    return state
 
 
 def room_name(cell: Cell, table: Table) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from bot.config import Cell, Member, member_problems, roster_problems
+from bot.config import Cell, Member, member_problems, roster_problems, rule_code
 from commands.base import (
     Args,
     CommandContext,
@@ -75,11 +75,11 @@ def _check(ctx: CommandContext, changed: Member | None, user_id: str) -> None:
     if changed is not None:
         problems = member_problems(ctx.cell, changed, "member")
         if problems:
-            raise Refusal("members.refused", reason=problems[0][1])
+            raise Refusal("members.rule." + rule_code(problems[0][1]))
         roster.append(changed)
     problems = roster_problems(ctx.cell.model_copy(update={"members": tuple(roster)}), "")
     if problems:
-        raise Refusal("members.refused", reason=problems[0][1])
+        raise Refusal("members.rule." + rule_code(problems[0][1]))
 
 
 @router.command(

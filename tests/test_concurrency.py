@@ -130,6 +130,9 @@ def test_two_transitions_of_one_dossier_at_once_exactly_one_wins(
         [refusal] = losers
         assert refusal.key == "case.illegal_transition"
         won = Status.FOLLOW_UP if winners == ["accept"] else Status.NOT_RETAINED
+        print(f"{db.engine.dialect.name}: both read {outcome.get('accept read')}; "
+              f"{winners[0]} won ({won.value}) and held its transaction until the other "
+              f"waited; the other was refused: {refusal.key} from {refusal.data['current']}")
         assert refusal.data["current"] == won.value  # the loser saw the winner's commit
         with db.unit_of_work() as repos:
             record = repos.dossiers.get(CELL.id, code)
@@ -157,6 +160,8 @@ def test_without_the_row_lock_both_would_win_on_postgresql(
             db.migrate()
             code = _signal(db)
             outcome = _race(db, code)
+            print(f"without FOR UPDATE: accept -> {outcome['accept']}, "
+                  f"reject -> {outcome['reject']}")
             assert outcome["accept"] == Status.FOLLOW_UP.value, outcome
             assert outcome["reject"] == Status.NOT_RETAINED.value, outcome
             with db.unit_of_work() as repos:

@@ -198,3 +198,12 @@ def test_handler_crash_is_answered_and_rolled_back_without_logging_input(
         assert not repos.acks.has_acked("livc-r-voorbeeldstad", "operational", "@new:example.be")
         assert not repos.acks.has_acked("livc-r-voorbeeldstad", "operational",
                                         "@other:example.be")
+
+
+def test_roster_rule_refusals_speak_the_cell_language(db: Database) -> None:
+    config = make_config(language="nl")
+    ack_all(db, config)
+    dispatcher = Dispatcher(config)
+    answer = text_of(run(dispatcher, db, f"!members remove {CHAIR}"), "nl")
+    assert "minstens één voorzitter" in answer
+    assert "operational table" not in answer

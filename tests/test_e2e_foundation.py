@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from pathlib import Path
 
 import pytest
 
 from bot.homeserver import Homeserver
-from tests.world import make_world
+from tests.world import PASSWORD, make_world
 
 pytestmark = pytest.mark.e2e
 
@@ -103,5 +105,41 @@ async def test_bot_killed_keeps_its_device_and_answers_a_missed_command_exactly_
         assert mode == 0o700
         for path in world.written_files():
             assert path.stat().st_mode & 0o077 == 0, path
+    finally:
+        await world.close()
+
+
+async def test_setup_makes_private_encrypted_rooms_with_the_chair_as_moderator(
+    synapse: Homeserver, tmp_path: Path
+) -> None:
+    world = await make_world(synapse, tmp_path, with_bot=False)
+    try:
+        chair = world.members["chair"].client
+        for table, room in world.rooms.items():
+            async def state(event_type: str, room: str = room) -> dict[str, object]:
+                response = await chair.room_get_state_event(room, event_type)
+                return dict(getattr(response, "content", {}))
+
+            assert (await state("m.room.encryption"))["algorithm"] == "m.megolm.v1.aes-sha2"
+            assert (await state("m.room.join_rules"))["join_rule"] == "invite"
+            assert (await state("m.room.history_visibility"))["history_visibility"] == "joined"
+            assert (await state("m.room.guest_access"))["guest_access"] == "forbidden"
+            levels = await state("m.room.power_levels")
+            users = levels["users"]
+            assert isinstance(users, dict)
+            chair_id = world.uid("chair") if table == "operational" else world.uid("mayor")
+            assert users[chair_id] == 50
+            topic = str((await state("m.room.topic")).get("topic", ""))
+            assert "C-" not in topic
+        # Running setup again is idempotent and keeps the same rooms.
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "setup", "-c", str(world.config_path),
+            env={**os.environ, "LIVCR_MATRIX_PASSWORD": PASSWORD},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        output, _ = await proc.communicate()
+        assert proc.returncode == 0, output
+        assert b"checked" in output
+        for room in world.rooms.values():
+            assert room.encode() in output
     finally:
         await world.close()

@@ -87,7 +87,7 @@ def _check(body: str, sender: str, table: Table) -> None:
     rejected = not outputs or any(isinstance(o, Redact) for o in outputs) or any(
         isinstance(o, Reply) and (o.template in ("usage_error",) or o.template.startswith(
             ("msg:error.", "msg:signal.", "msg:case.bad", "msg:case.not_found",
-             "msg:privacy.", "msg:members.refused", "msg:members.bad")))
+             "msg:privacy.", "msg:members.rule.", "msg:members.bad")))
         for o in outputs)
     if rejected:
         assert _counts() == before, body
