@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.config import Config, parse_duration
-from bot.dispatcher import Dispatcher
+from bot.dispatcher import Dispatcher, where
 from bot.wire import wire
 from commands import planning
 from commands.base import Incoming, NullScheduler, Output, Reply, Role, SchedulerPort, Table
@@ -68,7 +68,32 @@ class Core:
         return self.config.cell(cell).language
 
     def handle(self, incoming: Incoming) -> bool:
-        """Run one command exactly once; False when the event was handled before."""
+        """Run one command exactly once; False when the event was handled before.
+
+        If deciding or rendering fails unexpectedly, the command's effects are rolled back and
+        it is answered with an error, so one bad command can never block the sync loop.
+        """
+        try:
+            return self._handle(incoming)
+        except Exception as exc:
+            log.error("a command failed with %s at %s; answered with an error",
+                      type(exc).__name__, where(exc))
+            self._answer_failure(incoming)
+            return True
+
+    def _answer_failure(self, incoming: Incoming) -> None:
+        with self.db.unit_of_work() as repos:
+            if repos.events.is_processed(incoming.event_id):
+                return
+            now = self.clock()
+            reply = Reply("msg:error.internal")
+            for item in wire(self.language(incoming.cell), [reply], incoming, incoming.room_id):
+                repos.events.enqueue(
+                    incoming.event_id, item.pop("room"), item.pop("kind"), item, now
+                )
+            repos.events.mark_processed(incoming.event_id, incoming.room_id, now)
+
+    def _handle(self, incoming: Incoming) -> bool:
         lang = self.language(incoming.cell)
         changes = NullScheduler()
         with self.db.unit_of_work() as repos:
@@ -267,6 +292,17 @@ class Core:
     def poll_response(self, room_id: str, sender: str, event_id: str,
                       source: Mapping[str, Any]) -> None:
         """A native poll answer: the ballot of an eligible member, exactly once."""
+        try:
+            self._poll_response(room_id, sender, event_id, source)
+        except Exception as exc:
+            log.error("a poll answer failed with %s at %s; ignored", type(exc).__name__,
+                      where(exc))
+            with self.db.unit_of_work() as repos:
+                if not repos.events.is_processed(event_id):
+                    repos.events.mark_processed(event_id, room_id, self.clock())
+
+    def _poll_response(self, room_id: str, sender: str, event_id: str,
+                       source: Mapping[str, Any]) -> None:
         from commands.voting import Scope, poll_ballot
 
         ref = self.rooms.get(room_id)

@@ -159,6 +159,49 @@ def scenario() -> list[Step]:
         Step("an.peeters", "operational", "!case scenario {code} psychosociaal",
              contains("psychosocial", "volgende evaluatie"),
              "the table attaches a follow-up trajectory and its evaluation date"),
+        Step("an.peeters", "operational", "!vote open aanvaarden {code}",
+             contains("Stemming #1", "{code}"),
+             "the chair proposes to accept the dossier for follow-up; a poll appears too",
+             also=True),
+        Step("sara.jacobs", "operational", "!vote ja", contains("Stem genoteerd"),
+             "ballots from the members present"),
+        Step("tom.maes", "operational", "!vote nee", contains("nee 1"),
+             "one no blocks the proposal until it is changed"),
+        Step("inspecteur.wouters", "operational", "!vote ja", contains("Stem genoteerd"),
+             "the information officer votes"),
+        Step("an.peeters", "operational", "!vote status", contains("Nee: @tom.maes"),
+             "who voted what, who is still missing"),
+        Step("an.peeters", "operational", "!vote ja", contains("nog te stemmen 0"),
+             "the chair votes; still blocked by the no"),
+        Step("tom.maes", "operational", "!vote ja", contains("aangenomen", "alle aanwezige"),
+             "the CLB changes its ballot: every member present said yes — consensus",
+             also=True),
+        Step("an.peeters", "operational",
+             "!fiche {code} set effectiviteit=positief bereidheid=matig "
+             "distantiering=gedeeltelijk voortzetten=ja opties=ja paraatheid=geen-aanwijzingen "
+             'andere="Begeleiding via school en jeugdwerk loopt"',
+             contains("volledig"),
+             "the table fills in the feedback fiche for the Local Task Force"),
+        Step("an.peeters", "operational", "!vote open fiche {code}",
+             contains("458ter"),
+             "a fiche vote reminds everyone of professional secrecy", also=True),
+        Step("tom.maes", "operational", "!vote onthouding", contains("onthouding 1"),
+             "an abstention blocks the fiche"),
+        Step("an.peeters", "operational", "!vote close",
+             contains("niet aangenomen", "Er verandert niets"),
+             "closed without consensus: the fiche is not sent", also=True),
+        Step("an.peeters", "operational", "!vote open fiche {code}", contains("Stemming #3"),
+             "a new fiche vote", also=True),
+        Step("sara.jacobs", "operational", "!vote ja", contains("Stem genoteerd"),
+             "ballots"),
+        Step("tom.maes", "operational", "!vote ja", contains("Stem genoteerd"),
+             "ballots"),
+        Step("an.peeters", "operational", "!vote ja", contains("Stem genoteerd"),
+             "ballots"),
+        Step("inspecteur.wouters", "operational", "!vote ja",
+             contains("aangenomen", "verstuurd"),
+             "consensus: the fiche goes to the information officer in an encrypted direct "
+             "room; the table only gets the confirmation", also=True),
         Step("an.peeters", "operational", "!meeting end",
              contains("Besluitenlijst", "{code}: traject psychosocial", "Aanwezig (4)",
                       "Volgende vergadering"),
@@ -266,6 +309,35 @@ async def _describe_file(client: MemberClient, seen: Seen) -> str:
         return f"{name}: could not be read ({type(exc).__name__})"
 
 
+async def _officer_inbox(officer: MemberClient, bot: str) -> bool:
+    """The information officer accepts the bot's direct room and reads the fiche there."""
+    invite = None
+    for _ in range(100):
+        invite = next(iter(officer.client.invited_rooms), None)
+        if invite:
+            break
+        await asyncio.sleep(0.2)
+    if invite is None:
+        print("The information officer got no direct room.")
+        return False
+    await officer.join(invite)
+    try:
+        fiche = await officer.wait_for(
+            lambda s: s.room_id == invite and s.sender == bot and "Terugkoppelingsfiche" in s.body,
+            timeout=30)
+        attachment = await officer.wait_for(
+            lambda s: s.room_id == invite and s.content.get("msgtype") == "m.file", timeout=30)
+    except TimeoutError:
+        print("The fiche did not arrive in the direct room.")
+        return False
+    print("\n=== The information officer's encrypted direct room with the bot ===\n")
+    print(f"    livcr-bot (message, decrypted={fiche.decrypted}):")
+    print(_short(fiche.body))
+    print(f"    livcr-bot (file): {attachment.content.get('body')}, "
+          f"{len(await officer.download(attachment))} bytes, decrypted")
+    return True
+
+
 async def run_demo(base: Path, once: bool = False) -> int:
     await asyncio.to_thread(_fresh_dir, base)
     port = 8008 if _port_free(8008) else free_port()
@@ -330,8 +402,11 @@ async def run_demo(base: Path, once: bool = False) -> int:
         if warning:
             print("The chair was told about the outsider:")
             print(_short(warning[0].body))
-        failed = [s for s in steps if not s.ok]
-        print(f"\n{len(steps) - len(failed)} of {len(steps)} steps got their expected reply.")
+        delivered = await _officer_inbox(clients["inspecteur.wouters"], bot)
+        failed = [s for s in steps if not s.ok] + ([] if delivered else ["fiche"])
+        print(f"\n{len(steps) - len([s for s in steps if not s.ok])} of {len(steps)} steps got "
+              f"their expected reply; the fiche {'reached' if delivered else 'did NOT reach'} "
+              "the information officer.")
         if once:
             return 1 if failed else 0
         print(f"\nThe homeserver keeps running at {hs.url} (server name {SERVER}).")

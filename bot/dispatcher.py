@@ -13,6 +13,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from bot.config import Cell, Config
 from bot.render import vocabulary
@@ -41,6 +42,13 @@ from storage.repositories import Repositories
 log = logging.getLogger(__name__)
 
 PREFIXES = ("//", "!", "/")
+
+
+def where(exc: BaseException) -> str:
+    """Where an exception happened (files, functions, lines; templates included), never its
+    message: messages may quote what a member typed."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return ", ".join(f"{Path(f.filename).name}:{f.name}:{f.lineno}" for f in frames[-5:])
 
 
 def include_routers() -> list[Router]:
@@ -254,9 +262,7 @@ class Dispatcher:
                              scheduler or self.scheduler)
         except Exception as exc:
             # Exception texts may quote input; log the type and where it happened only.
-            frames = traceback.extract_tb(exc.__traceback__)
-            where = ", ".join(f"{f.name}:{f.lineno}" for f in frames[-4:])
-            log.error("command failed with %s at %s", type(exc).__name__, where)
+            log.error("command failed with %s at %s", type(exc).__name__, where(exc))
             return [Reply("msg:error.internal")]
 
     def _run(

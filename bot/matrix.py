@@ -46,6 +46,7 @@ from nio.crypto.attachments import encrypt_attachment
 
 from bot.app import Core
 from bot.cross_signing import ensure_cross_signing
+from bot.dispatcher import where
 from bot.wire import POLL_END, POLL_RESPONSE, POLL_START
 from commands.base import Incoming, Table
 from storage.repositories import OutboxItem
@@ -238,7 +239,8 @@ class MatrixBot:
             try:
                 await self._after_sync(response, since=None if first else token)
             except Exception as exc:
-                log.error("handling a sync failed with %s; retrying", type(exc).__name__)
+                log.error("handling a sync failed with %s at %s; retrying",
+                          type(exc).__name__, where(exc))
                 await self._sleep(delay)
                 continue
             token = response.next_batch

@@ -88,7 +88,7 @@ def next_planned(repos: Repositories, cell: Cell, table: Table, now: datetime,
 
 def load(repos: Repositories, cell: Cell) -> tuple[int, int]:
     """(open dossiers, open and problematic) of a cell's operational table."""
-    return repos.dossiers.open_load([s.value for s in OPEN]).get(cell.id, (0, 0))
+    return repos.dossiers.open_load([s.value for s in OPEN], cell.id).get(cell.id, (0, 0))
 
 
 def current_mode(repos: Repositories, cell: Cell, table: Table) -> tuple[Mode, int, int]:
@@ -100,11 +100,11 @@ def current_mode(repos: Repositories, cell: Cell, table: Table) -> tuple[Mode, i
 
 def local_start(day: date, at: time, cell: Cell) -> datetime:
     """``day`` at wall-clock ``at`` in the cell's zone; ValueError when DST skips that time."""
-    naive_ok = datetime.combine(day, at, tzinfo=cell.tz)
-    round_trip = naive_ok.astimezone(UTC).astimezone(cell.tz)
+    start = datetime.combine(day, at, tzinfo=cell.tz)  # fold 0: the first of a repeated hour
+    round_trip = start.astimezone(UTC).astimezone(cell.tz)
     if (round_trip.date(), round_trip.time()) != (day, at):
         raise ValueError("that local time does not exist (daylight-saving change)")
-    return naive_ok
+    return start
 
 
 # ---- calendar --------------------------------------------------------------------------
@@ -441,11 +441,17 @@ def agenda_summary(full: Mapping[str, Any]) -> dict[str, Any]:
 def decision_list(repos: Repositories, cell: Cell, table: Table, meeting: MeetingRecord,
                   now: datetime) -> dict[str, Any]:
     """What the meeting decided, by code: transitions, flags, trajectories and evaluation
-    dates, votes and their outcomes; who took part; the next meeting."""
+    dates, votes and their outcomes, fiches sent; who took part; the next meeting.
+
+    Individual ballots and fiche edits are not decisions and stay out (``vote status`` and
+    ``case show`` have them).
+    """
     rows: list[dict[str, Any]] = []
     if table is Table.OPERATIONAL and meeting.started_at is not None:
         for record in repos.meetings.decisions_between(cell.id, meeting.started_at, now):
-            rows.append(_decision(repos, cell, record))
+            row = _decision(repos, cell, record)
+            if row is not None:
+                rows.append(row)
     upcoming = next_planned(repos, cell, table, now)
     return {
         "table": table.value,
@@ -458,7 +464,15 @@ def decision_list(repos: Repositories, cell: Cell, table: Table, meeting: Meetin
     }
 
 
-def _decision(repos: Repositories, cell: Cell, record: DecisionRecord) -> dict[str, Any]:
+#: Audit actions that are steps towards a decision, not decisions.
+_NOT_DECISIONS = ("ballot_", "vote_open_", "fiche_edit")
+_OUTCOMES = {"vote_adopted": "adopted", "vote_not_adopted": "not_adopted",
+             "vote_cancelled": "cancelled"}
+
+
+def _decision(repos: Repositories, cell: Cell, record: DecisionRecord) -> dict[str, Any] | None:
+    if record.action.startswith(_NOT_DECISIONS):
+        return None
     row: dict[str, Any] = {"code": record.code, "action": record.action,
                            "from": record.from_status, "to": record.to_status}
     if record.action == "signal":
@@ -472,8 +486,15 @@ def _decision(repos: Repositories, cell: Cell, record: DecisionRecord) -> dict[s
         row["scenario"] = dossier.scenario if dossier else ""
         row["evaluation"] = (dossier.next_evaluation.isoformat()
                              if dossier and dossier.next_evaluation else "")
-    elif record.action.startswith("vote"):
+    elif record.action in _OUTCOMES:
         row["kind"] = "vote"
+        row["outcome"] = _OUTCOMES[record.action]
+        vote_id = record.decision_ref.removeprefix("vote:")
+        vote = repos.votes.get(int(vote_id)) if vote_id.isdigit() else None
+        row["vote"] = vote.id if vote else ""
+        row["proposal"] = vote.kind if vote else ""
+    elif record.action == "fiche_sent":
+        row["kind"] = "fiche_sent"
     elif record.from_status and record.to_status:
         row["kind"] = "transition"
     else:

@@ -334,9 +334,10 @@ class DossierRepository:
         ).all()
         return Counter({status: int(n) for status, n in rows})
 
-    def open_load(self, open_statuses: Sequence[str]) -> dict[str, tuple[int, int]]:
-        """Per cell: (open dossiers, open and problematic) in one query."""
-        rows = self.session.exec(
+    def open_load(self, open_statuses: Sequence[str],
+                  cell: str | None = None) -> dict[str, tuple[int, int]]:
+        """Per cell (or one cell): (open dossiers, open and problematic) in one query."""
+        query = (
             select(
                 Dossier.cell,
                 sa.func.count(),
@@ -344,7 +345,10 @@ class DossierRepository:
             )
             .where(col(Dossier.status).in_(list(open_statuses)))
             .group_by(Dossier.cell)
-        ).all()
+        )
+        if cell is not None:
+            query = query.where(Dossier.cell == cell)
+        rows = self.session.exec(query).all()
         return {cell: (int(n), int(p or 0)) for cell, n, p in rows}
 
     def purge_closed(self, cell: str, closed_before: datetime, final: Sequence[str]) -> int:

@@ -26,7 +26,7 @@ from commands.base import NullScheduler, Refusal
 from commands.dossiers import Status
 from storage.db import Database
 from storage.repositories import DossierRepository
-from tests.backends import backend_params, database_url, pg_url
+from tests.backends import NO_PG, backend_params, database_url, pg_url
 from tests.factories import NOW, make_config
 
 CELL = make_config().cells[0]
@@ -130,9 +130,14 @@ def test_two_transitions_of_one_dossier_at_once_exactly_one_wins(
         [refusal] = losers
         assert refusal.key == "case.illegal_transition"
         won = Status.FOLLOW_UP if winners == ["accept"] else Status.NOT_RETAINED
-        print(f"{db.engine.dialect.name}: both read {outcome.get('accept read')}; "
-              f"{winners[0]} won ({won.value}) and held its transaction until the other "
-              f"waited; the other was refused: {refusal.key} from {refusal.data['current']}")
+        if db.engine.dialect.name == "postgresql":
+            print(f"postgresql: both read {outcome['accept read']}; {winners[0]} won "
+                  f"({won.value}) and committed once the other waited on the row lock; the "
+                  f"other was refused: {refusal.key} from {refusal.data['current']}")
+        else:
+            print(f"sqlite: {winners[0]} won ({won.value}); the other's BEGIN IMMEDIATE waited "
+                  f"for its commit and was refused: {refusal.key} from "
+                  f"{refusal.data['current']}")
         assert refusal.data["current"] == won.value  # the loser saw the winner's commit
         with db.unit_of_work() as repos:
             record = repos.dossiers.get(CELL.id, code)
@@ -142,7 +147,7 @@ def test_two_transitions_of_one_dossier_at_once_exactly_one_wins(
             assert [(a.action, a.to_status) for a in trail] == [(winners[0], won.value)]
 
 
-@pytest.mark.skipif(not pg_url(), reason="LIVCR_TEST_PG_URL is not set: no PostgreSQL server")
+@pytest.mark.skipif(not pg_url(), reason=NO_PG)
 def test_without_the_row_lock_both_would_win_on_postgresql(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

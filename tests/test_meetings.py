@@ -510,3 +510,24 @@ def test_the_scheduler_port_hears_of_every_changed_table_after_commit(h: Harness
     h.say("!meeting schedule 2026-12-03 bad")
     assert h.port.changed == []
 
+
+
+def test_the_decision_list_has_votes_and_outcomes_but_no_ballots(h: Harness) -> None:
+    accepted = h.signal()
+    rejected = h.signal()
+    h.say("!meeting start")
+    h.say("!present", sender=PARTNER)
+    h.say(f"!vote open accept {accepted}")
+    h.say("!vote yes")
+    h.say("!vote yes", sender=PARTNER)
+    h.say("!vote close")
+    h.say(f"!vote open reject {rejected}")
+    h.say("!vote no", sender=PARTNER)
+    [decisions] = [s.body for s in h.say("!meeting end") if "Decision list" in s.body]
+    assert f"{accepted}: vote #1 (accept for follow-up): **adopted**" in decisions
+    assert f"{accepted}: signalled → in follow-up" in decisions
+    assert f"{rejected}: vote #2 (not retain): **not adopted**" in decisions
+    assert "ballot" not in decisions
+    assert "vote_open" not in decisions
+    with h.repos() as repos:
+        assert repos.dossiers.get(CELL, rejected).status == "signalled"

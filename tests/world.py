@@ -124,7 +124,7 @@ class World:
             "",
             "[limits]",
             "commands_per_minute = 1000",
-            "undecryptable_timeout_seconds = 5",
+            "undecryptable_timeout_seconds = 15",
             "",
             "[cell]",
             'name = "LIVC-R Voorbeeldstad"',

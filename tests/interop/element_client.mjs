@@ -118,13 +118,13 @@ async function main() {
     const crypto = client.getCrypto();
     crypto.setDeviceIsolationMode(new OnlySignedDevicesIsolationMode());
 
-    const prepared = new Promise((resolve, reject) => {
+    const prepared = new Promise((resolve) => {
         const onSync = (state, _prev, data) => {
             if (state === "PREPARED" || state === "SYNCING") {
                 client.off(ClientEvent.Sync, onSync);
                 resolve();
             } else if (state === "ERROR" && data?.error) {
-                // the SDK keeps retrying; only a hard failure ends the wait via the timeout
+                // the SDK keeps retrying by itself; the step timeout bounds the wait
                 console.error("sync error", data.error);
             }
         };

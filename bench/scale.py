@@ -1,0 +1,445 @@
+"""One process for every Belgian LIVC-R (spec §12): ready time, peak RSS and reply latency at
+1,200 table rooms against 2.
+
+Run as a plain script from the repository (inside .venv)::
+
+    python bench/scale.py [--sizes 2 200 1200] [--rounds 10] [--keep DIR]
+
+A size is a number of table rooms: half as many cells, each with an operational and a
+strategic table (Belgium has 581 municipalities, so about 600 cells and 1,200 table rooms
+serve every LIVC-R), 8 members per table (13 people per cell) and 3 open dossiers per
+operational table. Each size gets a fresh Synapse on loopback, provisioned through the admin
+API with concurrency: users created by ``PUT /_synapse/admin/v2/users``, rooms created by the
+bot's account (encrypted, history "joined", no guests, the power levels ``livcr setup`` sets,
+an alias each), members joined by ``POST /_synapse/admin/v1/join`` (the join rule is public
+during provisioning and invite-only afterwards). Only three members of the first cell's
+operational table have live E2EE clients; the others are joined server-side and have no
+devices. Dossiers are written into the bot's database before it starts.
+
+Then, per size:
+
+* cold start: ``livcr run`` with an empty data folder (login, keys, cross-signing, first
+  sync): seconds from process start to "first sync done" and to "scheduler started" (jobs
+  derived from the database), and until the start-up announcements in the outbox are sent;
+* warm start: the same bot stopped and started again (its usual restart);
+* reply latency of the bot after the warm start, and of ``bench/echo_bot.py`` (the floor, in a
+  room of its own with the same three members) in the same run: the live members send
+  ``!help``, ``!case list``, ``!members`` and ``!signal ...``, one at a time and all at once;
+* peak RSS of the bot process (VmHWM) over both starts and the latency run.
+
+Prints one table and the verdicts; never fails on time: machines differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import (  # noqa: E402
+    PASSWORD,
+    Api,
+    Homeserver,
+    TimedMember,
+    bot_process,
+    echo_process,
+    flatten,
+    gather_limited,
+    machine,
+    measure_pairs,
+    print_table,
+    proc_status,
+    stats,
+    toml_value,
+)
+
+READY_TARGET_S = 60.0
+RSS_TARGET_MB = 300.0
+LATENCY_TARGET_RATIO = 1.5
+CONCURRENCY = 16
+DOSSIERS_PER_TABLE = 3
+LIVE = ("chair", "io", "p1")
+
+#: The operational roster (8) and the strategic one (8); 13 people per cell.
+OPERATIONAL = (("chair", "chair", "Preventiedienst"),
+               ("io", "information_officer", "Politiezone"),
+               ("p1", "partner", "OCMW"), ("p2", "partner", "CLB"), ("p3", "partner", "CAW"),
+               ("p4", "partner", "VDAB"), ("p5", "partner", "Jeugddienst"),
+               ("p6", "partner", "Justitiehuis"))
+STRATEGIC = (("mayor", "mayor", "Stad"), ("chair", "chair", "Preventiedienst"),
+             ("io", "information_officer", "Politiezone"),
+             ("alderman", "alderman", "Stad"), ("korpschef", "police_chief", "Politiezone"),
+             ("pk", "public_prosecutor", "Parket"), ("city", "city_service", "Stad"),
+             ("p1", "partner", "OCMW"))
+
+log = logging.getLogger("scale")
+
+
+def cell_id(index: int) -> str:
+    return f"c{index:04d}"
+
+
+def people(index: int) -> dict[str, tuple[str, list[str]]]:
+    """localpart name -> (role, organisation, tables) of one cell."""
+    roster: dict[str, Any] = {}
+    for table, members in (("operational", OPERATIONAL), ("strategic", STRATEGIC)):
+        for name, role, org in members:
+            entry = roster.setdefault(name, [role, org, []])
+            entry[2].append(table)
+    return roster
+
+
+def localpart(index: int, name: str) -> str:
+    return f"{cell_id(index)}-{name}"
+
+
+def config_text(hs: Homeserver, base: Path, bot: str, cells: int) -> str:
+    rng = random.Random(11)
+    lines = [
+        "[matrix]",
+        f"homeserver = {toml_value(hs.url)}",
+        f"user_id = {toml_value(bot)}",
+        'device_name = "livcr-bot"',
+        f"data_dir = {toml_value(str(base / 'data'))}",
+        "",
+        "[storage]",
+        f"database_url = {toml_value('sqlite:///' + str(base / 'data' / 'livcr.db'))}",
+        "",
+        "[limits]",
+        "commands_per_minute = 100000",
+    ]
+    for index in range(cells):
+        language = "en" if index == 0 else rng.choice(("nl", "nl", "nl", "fr", "fr"))
+        lines += [
+            "",
+            "[[cells]]",
+            f'id = "{cell_id(index)}"',
+            f'name = "LIVC-R Gemeente {index + 1}"',
+            f'municipalities = ["Gemeente {index + 1}"]',
+            f'language = "{language}"',
+            'timezone = "Europe/Brussels"',
+        ]
+        for table, short in (("operational", "op"), ("strategic", "strat")):
+            lines += [
+                "",
+                f"[cells.tables.{table}]",
+                f'room = "#{cell_id(index)}-{short}:{hs.server_name}"',
+                f'meeting_weekday = "{rng.choice(("monday", "tuesday", "thursday"))}"',
+                f'meeting_time = "{rng.choice(("09:00", "10:00", "14:00"))}"',
+            ]
+        for name, (role, org, tables) in people(index).items():
+            lines += [
+                "",
+                "[[cells.members]]",
+                f"user_id = {toml_value(hs.user_id(localpart(index, name)))}",
+                f"role = {toml_value(role)}",
+                f"organisation = {toml_value(org)}",
+                f"tables = {toml_value(tables)}",
+            ]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Provisioned:
+    bot_user: str
+    config: Path
+    live_room: str
+    echo_room: str
+    echo_user: str
+    echo_token: str
+    echo_device: str
+    seconds: float
+    detail: str
+
+
+async def provision(hs: Homeserver, base: Path, rooms: int) -> Provisioned:
+    from bot.config import load_config
+    from bot.rooms import _desired_state, room_name
+
+    began = time.monotonic()
+    cells = max(1, rooms // 2)
+    admin = await hs.admin_token()
+    bot_user = await hs.register("livcr", PASSWORD)
+    config = base / "config.toml"
+    config.write_text(config_text(hs, base, bot_user, cells))
+    loaded = load_config(config, {"LIVCR_MATRIX_PASSWORD": PASSWORD})
+    bot_token, _ = await hs.login("livcr", PASSWORD)  # a provisioning device, logged out below
+    timings: list[str] = []
+    async with Api(hs) as api:
+        mark = time.monotonic()
+        users = [(hs.user_id(localpart(i, name)), (i == 0 and name in LIVE))
+                 for i in range(cells) for name in people(i)]
+        await gather_limited(CONCURRENCY, (
+            api.create_user(admin, user_id, PASSWORD if live else None)
+            for user_id, live in users))
+        timings.append(f"{len(users)} users {time.monotonic() - mark:.0f} s")
+
+        mark = time.monotonic()
+        specs = [(cell, table) for cell in loaded.cells for table in cell.tables]
+
+        async def create(cell: Any, table: Any) -> str:
+            desired = _desired_state(None, cell, table)
+            alias = cell.tables[table].room[1:].split(":", 1)[0]
+            state = [{"type": t, "state_key": "", "content": c} for t, c in desired.items()
+                     if t not in ("m.room.power_levels", "m.room.join_rules")]
+            state.append({"type": "m.room.join_rules", "state_key": "",
+                          "content": {"join_rule": "public"}})
+            body = await api.call("POST", "/_matrix/client/v3/createRoom", bot_token, {
+                "preset": "private_chat", "name": room_name(cell, table),
+                "room_alias_name": alias, "initial_state": state,
+                "power_level_content_override": desired["m.room.power_levels"],
+            })
+            return str(body["room_id"])
+
+        room_ids = await gather_limited(CONCURRENCY, (create(c, t) for c, t in specs))
+        timings.append(f"{len(room_ids)} rooms {time.monotonic() - mark:.0f} s")
+
+        mark = time.monotonic()
+        # Member-major order: concurrent joins go to different rooms (Synapse serialises
+        # the events of one room).
+        per_room = [[(room_id, m.user_id) for m in cell.members_of(table)]
+                    for (cell, table), room_id in zip(specs, room_ids, strict=True)]
+        joins = [room[k] for k in range(max(map(len, per_room))) for room in per_room
+                 if k < len(room)]
+        await gather_limited(CONCURRENCY, (api.admin_join(admin, r, u) for r, u in joins))
+        await gather_limited(CONCURRENCY, (api.lock(bot_token, r) for r in room_ids))
+        timings.append(f"{len(joins)} joins {time.monotonic() - mark:.0f} s")
+        await api.logout(bot_token)
+
+        echo_user = await hs.register("echo", PASSWORD)
+        echo_token, echo_device = await hs.login("echo", PASSWORD)
+        echo_room = await api.create_room(
+            echo_token, "Echo floor", invite=[hs.user_id(localpart(0, n)) for n in LIVE])
+
+    mark = time.monotonic()
+    dossiers = insert_dossiers(loaded)
+    timings.append(f"{dossiers} dossiers {time.monotonic() - mark:.1f} s")
+    return Provisioned(bot_user, config, room_ids[0], echo_room, echo_user, echo_token,
+                       echo_device, time.monotonic() - began, ", ".join(timings))
+
+
+def insert_dossiers(config: Any) -> int:
+    """A few open dossiers per operational table, straight into the bot's database."""
+    import sqlalchemy as sa
+
+    from storage.db import Database
+    from storage.models import Dossier
+
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    rng = random.Random(5)
+    now = datetime.now(UTC)
+    rows = []
+    codes: set[str] = set()
+    for cell in config.cells:
+        for n in range(DOSSIERS_PER_TABLE):
+            code = ""
+            while not code or code in codes:
+                code = "C-" + "".join(rng.choice(alphabet) for _ in range(5))
+            codes.add(code)
+            status = ("signalled", "assessing", "follow_up")[n % 3]
+            rows.append({
+                "code": code, "cell": cell.id, "table_name": "operational",
+                "phenomenon": "HTF", "indicators": "isolation", "context": "",
+                "source": "OCMW", "summary": "", "status": status, "problematic": False,
+                "scenario": "education" if status == "follow_up" else "",
+                "next_evaluation": (now + timedelta(days=30)).date()
+                if status == "follow_up" else None,
+                "signalled_by": next(m.user_id for m in cell.members
+                                     if m.role.value == "partner"),
+                "created_at": now - timedelta(days=20), "updated_at": now - timedelta(days=2),
+                "version": 0,
+            })
+    database = Database(config.database_url)
+    try:
+        database.migrate()
+        with database.engine.begin() as conn:
+            conn.execute(sa.insert(Dossier.__table__), rows)  # type: ignore[attr-defined]
+    finally:
+        database.dispose()
+    return len(rows)
+
+
+def outbox_count(database: Path) -> int:
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as conn:
+        return int(conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+
+async def drained(database: Path, started: float, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if outbox_count(database) == 0:
+                return time.monotonic() - started
+        except sqlite3.Error:
+            pass
+        if time.monotonic() > deadline:
+            return float("nan")
+        await asyncio.sleep(0.2)
+
+
+@dataclass
+class SizeResult:
+    rooms: int
+    cells: int
+    provision_s: float
+    provision_detail: str
+    cold_sync_s: float
+    cold_ready_s: float
+    cold_drained_s: float
+    warm_sync_s: float
+    warm_ready_s: float
+    peak_rss_mb: float
+    bot: list[float]
+    floor: list[float]
+    bot_seq: list[float]
+    bot_conc: list[float]
+
+
+async def one_size(rooms: int, base: Path, rounds: int, concurrent_rounds: int) -> SizeResult:
+    hs = Homeserver(base / "hs")
+    await hs.start()
+    members: list[TimedMember] = []
+    bot = None
+    echo = None
+    try:
+        prov = await provision(hs, base, rooms)
+        print(f"  {rooms} rooms provisioned in {prov.seconds:.0f} s ({prov.detail})",
+              flush=True)
+        data = base / "data"
+        database = data / "livcr.db"
+
+        bot = bot_process(prov.config, data, "cold")
+        bot.start()
+        cold_sync = await bot.wait_line("first sync done", 900)
+        cold_ready = await bot.wait_line("scheduler started", 900)
+        cold_drained = await drained(database, bot.started_at, 900)
+        peak = proc_status(bot.pid, "VmHWM")
+        print(f"  cold start: first sync {cold_sync:.1f} s, scheduler {cold_ready:.1f} s, "
+              f"outbox drained {cold_drained:.1f} s, VmHWM {peak / 1024:.0f} MB", flush=True)
+        await bot.stop()
+
+        for name in LIVE:
+            user_id = hs.user_id(localpart(0, name))
+            member = await TimedMember.create(hs, user_id, base / "members" / name)
+            members.append(member)
+            await member.member.join(prov.live_room)
+            await member.member.join(prov.echo_room)
+
+        before = bot.log().count("first sync done")
+        bot = bot_process(prov.config, data, "warm")
+        bot.start()
+        warm_sync = await bot.wait_line("first sync done", 900, after=before)
+        warm_ready = await bot.wait_line("scheduler started", 900, after=before)
+        await drained(database, bot.started_at, 900)
+        print(f"  warm start: first sync {warm_sync:.1f} s, scheduler {warm_ready:.1f} s",
+              flush=True)
+        echo = echo_process(hs, prov.echo_user, prov.echo_token, prov.echo_device,
+                            base / "echo")
+        echo.start()
+        await echo.wait_line("first sync done", 300)
+
+        await asyncio.gather(*(m.ask(prov.live_room, "!ack", timeout=120) for m in members))
+        await asyncio.gather(*(m.ask(prov.echo_room, "warm-up", timeout=120)
+                               for m in members))
+        await asyncio.gather(*(m.ask(prov.live_room, "!help", timeout=120) for m in members))
+        targets = {"bot": (prov.live_room,), "floor": (prov.echo_room,)}
+        seq = await measure_pairs(targets, rounds, members, concurrent=False)
+        conc = await measure_pairs(targets, concurrent_rounds, members, concurrent=True)
+        peak = max(peak, proc_status(bot.pid, "VmHWM"))
+        return SizeResult(
+            rooms=rooms, cells=max(1, rooms // 2), provision_s=prov.seconds,
+            provision_detail=prov.detail, cold_sync_s=cold_sync, cold_ready_s=cold_ready,
+            cold_drained_s=cold_drained, warm_sync_s=warm_sync, warm_ready_s=warm_ready,
+            peak_rss_mb=peak / 1024,
+            bot=flatten(seq["bot"]) + flatten(conc["bot"]),
+            floor=flatten(seq["floor"]) + flatten(conc["floor"]),
+            bot_seq=flatten(seq["bot"]), bot_conc=flatten(conc["bot"]),
+        )
+    finally:
+        for process in (bot, echo):
+            if process is not None:
+                await process.stop()
+        for member in members:
+            await member.stop()
+        await hs.stop()
+
+
+async def run(args: argparse.Namespace, base: Path) -> int:
+    print(f"machine: {machine()}")
+    results: list[SizeResult] = []
+    for rooms in args.sizes:
+        print(f"size {rooms} table rooms ({max(1, rooms // 2)} cells):", flush=True)
+        results.append(await one_size(rooms, base / f"size-{rooms}", args.rounds,
+                                       args.concurrent_rounds))
+    base_result = min(results, key=lambda r: r.rooms)
+    base_median = stats(base_result.bot)[0]
+    rows = []
+    for r in results:
+        bot_med, bot_p95, bot_max = stats(r.bot)
+        floor_med = stats(r.floor)[0]
+        rows.append([
+            str(r.rooms), str(r.cells), f"{r.provision_s:.0f}",
+            f"{r.cold_sync_s:.1f}", f"{r.cold_ready_s:.1f}", f"{r.cold_drained_s:.1f}",
+            f"{r.warm_sync_s:.1f}", f"{r.warm_ready_s:.1f}", f"{r.peak_rss_mb:.0f}",
+            f"{stats(r.bot_seq)[0]:.0f}", f"{stats(r.bot_conc)[0]:.0f}",
+            f"{bot_med:.0f}", f"{bot_p95:.0f}", f"{bot_max:.0f}", f"{floor_med:.0f}",
+            f"{bot_med / base_median:.2f}",
+        ])
+    print()
+    print("scale: ready time (s from process start), peak RSS (MB), reply latency (ms)")
+    print_table(["rooms", "cells", "provision s", "cold sync", "cold ready", "cold drained",
+                 "warm sync", "warm ready", "peak RSS", "seq med", "conc med", "bot med",
+                 "bot p95", "bot max", "floor med", f"vs {base_result.rooms}"], rows)
+    print()
+    biggest = max(results, key=lambda r: r.rooms)
+    ready = max(biggest.cold_ready_s, biggest.warm_ready_s)
+    ratio = stats(biggest.bot)[0] / base_median
+    for text, ok in (
+        (f"ready at {biggest.rooms} rooms: {ready:.1f} s (cold or warm, worst; target "
+         f"< {READY_TARGET_S:.0f} s)", ready < READY_TARGET_S),
+        (f"peak RSS at {biggest.rooms} rooms: {biggest.peak_rss_mb:.0f} MB (target "
+         f"< {RSS_TARGET_MB:.0f} MB)", biggest.peak_rss_mb < RSS_TARGET_MB),
+        (f"median latency at {biggest.rooms} rooms / at {base_result.rooms}: {ratio:.2f} "
+         f"(target <= {LATENCY_TARGET_RATIO})", ratio <= LATENCY_TARGET_RATIO),
+    ):
+        print(f"{text}: {'OK' if ok else 'MISSED'}")
+    for r in results:
+        print(f"provisioning {r.rooms} rooms: {r.provision_s:.0f} s ({r.provision_detail})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2, 200, 1200],
+                        help="numbers of table rooms (even; the smallest is the reference)")
+    parser.add_argument("--rounds", type=int, default=10,
+                        help="sequential rounds of the command sequence")
+    parser.add_argument("--concurrent-rounds", type=int, default=10,
+                        help="rounds in which the three live members send at once")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="work in this folder and keep it (logs) instead of a temporary one")
+    args = parser.parse_args(argv)
+    if any(size < 2 or size % 2 for size in args.sizes):
+        parser.error("sizes are even numbers of table rooms, at least 2")
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        return asyncio.run(run(args, args.keep.resolve()))
+    with tempfile.TemporaryDirectory(prefix="livcr-scale-") as folder:
+        return asyncio.run(run(args, Path(folder)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
