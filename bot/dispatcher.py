@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from bot.config import Cell, Config
+from bot.config import Cell, Config, Member
 from bot.render import vocabulary
 from commands import ack, agenda, case, fiche, meeting, members, signal, stats, vote
 from commands import help as help_cmd
@@ -268,7 +268,7 @@ class Dispatcher:
     def _run(
         self,
         cell: Cell,
-        member: members.Member,
+        member: Member,
         incoming: Incoming,
         repos: Repositories,
         now: datetime,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import secrets
 from collections import Counter
@@ -372,13 +373,13 @@ class DossierRepository:
                 )
             )
             self.session.exec(  # type: ignore[call-overload]
-                sa.delete(Audit).where(Audit.cell == row.cell, Audit.code == row.code)
+                sa.delete(Audit).where(col(Audit.cell) == row.cell, col(Audit.code) == row.code)
             )
             VoteRepository(self.session).purge_code(row.cell, row.code)
             self.session.delete(row)
         return len(rows)
 
-    def statistics(self, cell: str) -> list[Statistic]:
+    def statistics(self, cell: str) -> builtins.list[Statistic]:
         return list(self.session.exec(select(Statistic).where(Statistic.cell == cell)).all())
 
 

@@ -194,4 +194,4 @@ class VoteRepository:
             self.session.exec(  # type: ignore[call-overload]
                 sa.delete(Vote).where(col(Vote.id).in_(ids)))
         self.session.exec(  # type: ignore[call-overload]
-            sa.delete(Fiche).where(Fiche.cell == cell, Fiche.code == code))
+            sa.delete(Fiche).where(col(Fiche.cell) == cell, col(Fiche.code) == code))
