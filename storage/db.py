@@ -19,7 +19,7 @@ from storage.repositories import Repositories
 def make_engine(url: str) -> sa.Engine:
     """An engine for SQLite (the embedded default) or PostgreSQL (production)."""
     if url.startswith("sqlite"):
-        path = url.removeprefix("sqlite:///")
+        path = "" if url in ("sqlite://", "sqlite:") else url.removeprefix("sqlite:///")
         if path and path != ":memory:" and not path.startswith("file:"):
             Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         engine = sa.create_engine(
