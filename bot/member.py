@@ -58,6 +58,7 @@ class MemberClient:
     client: AsyncClient = field(init=False)
     _task: asyncio.Task[None] | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _undecrypted: list[tuple[str, MegolmEvent]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.store_dir.mkdir(parents=True, exist_ok=True)
@@ -70,11 +71,30 @@ class MemberClient:
         self.client.add_event_callback(self._on_event, (RoomMessage, MegolmEvent, UnknownEvent))
 
     async def _on_event(self, room: Any, event: Any) -> None:
+        self._record(room.room_id, event)
+        if isinstance(event, MegolmEvent):
+            self._undecrypted.append((room.room_id, event))
+
+    def _retry_undecrypted(self) -> None:
+        """Like Element: an event whose room key arrives later is decrypted then."""
+        still: list[tuple[str, MegolmEvent]] = []
+        for room_id, event in self._undecrypted:
+            try:
+                decrypted = self.client.decrypt_event(event)
+            except Exception:
+                decrypted = None
+            if decrypted is None or isinstance(decrypted, MegolmEvent):
+                still.append((room_id, event))
+                continue
+            self._record(room_id, decrypted)  # the undecrypted sighting stays, content-less
+        self._undecrypted = still
+
+    def _record(self, room_id: str, event: Any) -> None:
         source = event.source
         decrypted = not isinstance(event, MegolmEvent)
         self.seen.append(
             Seen(
-                room_id=room.room_id,
+                room_id=room_id,
                 event_id=event.event_id,
                 sender=event.sender,
                 type=source.get("type", ""),
@@ -107,6 +127,8 @@ class MemberClient:
                 if self.client.should_claim_keys:
                     await self.client.keys_claim(self.client.get_users_for_key_claiming())
                 await self.client.send_to_device_messages()
+                if self._undecrypted:
+                    self._retry_undecrypted()
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -95,7 +95,7 @@ class VoteRepository:
     def get(self, vote_id: int, lock: bool = False) -> VoteRecord | None:
         query = select(Vote).where(Vote.id == vote_id)
         if lock:
-            query = query.with_for_update()
+            query = query.with_for_update().execution_options(populate_existing=True)
         row = self.session.exec(query).first()
         return _vote(row) if row else None
 
@@ -120,7 +120,10 @@ class VoteRepository:
         return _vote(row) if row else None
 
     def update(self, vote_id: int, **changes: Any) -> VoteRecord:
-        row = self.session.exec(select(Vote).where(Vote.id == vote_id).with_for_update()).one()
+        row = self.session.exec(
+            select(Vote).where(Vote.id == vote_id).with_for_update()
+            .execution_options(populate_existing=True)
+        ).one()
         for key, value in changes.items():
             setattr(row, key, value)
         self.session.add(row)
