@@ -311,16 +311,10 @@ async def _describe_file(client: MemberClient, seen: Seen) -> str:
 
 async def _officer_inbox(officer: MemberClient, bot: str) -> bool:
     """The information officer accepts the bot's direct room and reads the fiche there."""
-    invite = None
-    for _ in range(100):
-        invite = next(iter(officer.client.invited_rooms), None)
-        if invite:
-            break
-        await asyncio.sleep(0.2)
+    invite = await officer.accept_invite()
     if invite is None:
         print("The information officer got no direct room.")
         return False
-    await officer.join(invite)
     try:
         fiche = await officer.wait_for(
             lambda s: s.room_id == invite and s.sender == bot and "Terugkoppelingsfiche" in s.body,

@@ -158,6 +158,17 @@ class MemberClient:
                 raise TimeoutError(f"{self.user_id} never saw {room_id}")
             await asyncio.sleep(0.1)
 
+    async def accept_invite(self, timeout: float = 20) -> str | None:
+        """Join the first room this member is invited to; None when no invite comes."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not self.client.invited_rooms:
+            if asyncio.get_running_loop().time() > deadline:
+                return None
+            await asyncio.sleep(0.2)
+        room_id = str(next(iter(self.client.invited_rooms)))
+        await self.join(room_id)
+        return room_id
+
     async def send(self, room_id: str, body: str, extra: dict[str, Any] | None = None) -> str:
         content: dict[str, Any] = {"msgtype": "m.text", "body": body}
         content.update(extra or {})

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from bot.config import Config, parse_config
-from commands.base import Incoming, Table
+from bot.dispatcher import Dispatcher
+from bot.render import render
+from commands.base import Incoming, Output, Reply, Table
 from storage.db import Database
 from tests.backends import database_url, default_backend
 
@@ -91,6 +93,22 @@ def incoming(
         body=body,
         timestamp=at,
     )
+
+
+def run(dispatcher: Dispatcher, db: Database, body: str, **kw: Any) -> list[Output]:
+    """One command through the dispatcher, in its own unit of work, at ``NOW``."""
+    with db.unit_of_work() as repos:
+        return dispatcher.dispatch(incoming(body, **kw), repos, NOW)
+
+
+def text_of(outputs: Sequence[Output], lang: str = "en") -> str:
+    """What a member reads of the replies."""
+    return "\n".join(render(lang, o.template, o.data).body for o in outputs
+                     if isinstance(o, Reply))
+
+
+def say(dispatcher: Dispatcher, db: Database, body: str, lang: str = "en", **kw: Any) -> str:
+    return text_of(run(dispatcher, db, body, **kw), lang)
 
 
 def ack_all(db: Database, config: Config) -> None:

@@ -8,20 +8,19 @@ import pytest
 
 from bot.config import Config
 from bot.dispatcher import Dispatcher, command_text, include_routers, parse, tokenize
-from bot.render import render
-from commands.base import Args, CommandContext, Output, Reply, Router, Table, UsageError
+from commands.base import Args, CommandContext, Output, Router, Table, UsageError
 from storage.db import Database
 from tests.factories import (
     CHAIR,
     IO,
     MAYOR,
-    NOW,
     OUTSIDER,
     PARTNER,
     ack_all,
-    incoming,
     make_config,
     memory_db,
+    run,
+    text_of,
 )
 
 
@@ -34,16 +33,6 @@ def config() -> Config:
 def db() -> Iterator[Database]:
     with memory_db() as database:
         yield database
-
-
-def run(dispatcher: Dispatcher, db: Database, body: str, **kw: object) -> list[Output]:
-    with db.unit_of_work() as repos:
-        return dispatcher.dispatch(incoming(body, **kw), repos, NOW)  # type: ignore[arg-type]
-
-
-def text_of(outputs: Sequence[Output], lang: str = "en") -> str:
-    return "\n".join(render(lang, o.template, o.data).body for o in outputs
-                     if isinstance(o, Reply))
 
 
 @pytest.mark.parametrize(

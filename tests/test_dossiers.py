@@ -22,9 +22,10 @@ from tests.factories import (
     OUTSIDER,
     PARTNER,
     ack_all,
-    incoming,
     make_config,
     memory_db,
+    run,
+    say,
 )
 
 VALID = "!signal phenomenon=HTF indicators=isolation,threats assessed=yes context=school"
@@ -46,17 +47,6 @@ def db(config: Config) -> Iterator[Database]:
 @pytest.fixture
 def dispatcher(config: Config) -> Dispatcher:
     return Dispatcher(config, scheduler=NullScheduler())
-
-
-def run(dispatcher: Dispatcher, db: Database, body: str, **kw: object) -> list[Output]:
-    with db.unit_of_work() as repos:
-        return dispatcher.dispatch(incoming(body, **kw), repos, NOW)  # type: ignore[arg-type]
-
-
-def say(dispatcher: Dispatcher, db: Database, body: str, lang: str = "en", **kw: object) -> str:
-    outputs = run(dispatcher, db, body, **kw)
-    return "\n".join(render(lang, o.template, o.data).body for o in outputs
-                     if isinstance(o, Reply))
 
 
 def count(db: Database) -> int:

@@ -62,14 +62,8 @@ async def test_four_present_adopt_a_fiche_by_command_and_poll_and_the_officer_ge
         ended = await clb.wait_for(lambda s: s.type == POLL_END and s.sender == world.bot_user)
         assert ended.content["m.relates_to"]["event_id"] == poll.event_id
         io = world.members["io"]
-        invite = None
-        for _ in range(100):
-            invite = next(iter(io.client.invited_rooms), None)
-            if invite:
-                break
-            await asyncio.sleep(0.2)
+        invite = await io.accept_invite()
         assert invite, "the information officer was not invited to a direct room"
-        await io.join(invite)
         fiche = await io.wait_for(
             lambda s: s.room_id == invite and s.sender == world.bot_user and code in s.body,
             timeout=60)
