@@ -96,6 +96,15 @@ def machine() -> str:
             f"Synapse on SQLite, bot database SQLite")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (``/proc/<pid>/stat``)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def proc_status(pid: int, key: str) -> int:
     """A ``/proc/<pid>/status`` value in kB (VmHWM: peak RSS, VmRSS: current RSS)."""
     try:
@@ -381,7 +390,8 @@ def flatten(by_command: dict[str, list[float]], only: Sequence[str] | None = Non
 
 __all__ = [
     "COMMANDS", "PASSWORD", "READ_ONLY", "ROOT", "STATE_CHANGING", "Api", "Homeserver",
-    "Proc", "TimedMember", "bot_process", "echo_process", "flatten", "gather_limited",
+    "Proc", "TimedMember", "bot_process", "cpu_seconds", "echo_process", "flatten",
+    "gather_limited",
     "machine", "measure_pairs", "percentile", "print_table", "proc_status", "run_setup",
     "stats", "toml_value",
 ]

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (  # noqa: E402
+from harness import (
     COMMANDS,
     PASSWORD,
     READ_ONLY,
@@ -37,6 +37,7 @@ from harness import (  # noqa: E402
     Homeserver,
     TimedMember,
     bot_process,
+    cpu_seconds,
     echo_process,
     flatten,
     machine,
@@ -133,10 +134,13 @@ async def run(args: argparse.Namespace, base: Path) -> int:
               f"{args.rounds} sequential rounds of {len(COMMANDS)} commands and "
               f"{args.concurrent_rounds} rounds of {len(members)} members at once")
         targets = {"bot": (bot_room,), "floor": (echo_room,)}
+        cpu_before = {"bot": cpu_seconds(bot.pid), "floor": cpu_seconds(echo.pid)}
         sequential = await measure_pairs(targets, args.rounds, members[: args.members],
                                          concurrent=False)
         concurrent = await measure_pairs(targets, args.concurrent_rounds, members,
                                          concurrent=True)
+        cpu = {"bot": cpu_seconds(bot.pid) - cpu_before["bot"],
+               "floor": cpu_seconds(echo.pid) - cpu_before["floor"]}
     finally:
         for process in processes:
             await process.stop()
@@ -162,7 +166,10 @@ async def run(args: argparse.Namespace, base: Path) -> int:
     print_table(["commands", "n", "bot med", "bot p95", "bot max", "floor med", "floor p95",
                  "floor max", "ratio med"], rows)
     ratio = stats(overall["bot"])[0] / stats(overall["floor"])[0]
+    replies = len(overall["bot"])
     print()
+    print(f"CPU time per reply (process user+system): bot {cpu['bot'] / replies * 1000:.1f} ms, "
+          f"floor {cpu['floor'] / replies * 1000:.1f} ms")
     print(f"median ratio bot/floor over every sample: {ratio:.2f} (target <= {TARGET_RATIO}): "
           f"{'OK' if ratio <= TARGET_RATIO else 'MISSED'}")
     return 0
