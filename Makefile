@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-pg lint fuzz bench clean venv
+.PHONY: demo test test-pg lint fuzz bench bench-smoke clean venv
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -29,8 +29,18 @@ test-pg: $(STAMP)
 fuzz: $(STAMP)
 	LIVCR_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzz.py
 
+# The benchmarks of spec §12 at full size (about an hour on 2 cores; README "Performance").
 bench: $(STAMP)
 	$(BIN)/python bench/cadence.py
+	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/scale.py
+
+# The same benchmarks at small sizes, for CI: they must run and print their tables; nothing
+# is asserted about time.
+bench-smoke: $(STAMP)
+	$(BIN)/python bench/cadence.py --tables 50 --repeat 3
+	$(BIN)/python bench/latency.py --members 3 --rounds 1 --concurrent-rounds 1
+	$(BIN)/python bench/scale.py --sizes 2 20 --rounds 1 --concurrent-rounds 1
 
 clean:
 	rm -rf $(VENV) demo-data build *.egg-info

@@ -170,8 +170,15 @@ async def run(args: argparse.Namespace, base: Path) -> int:
     print()
     print(f"CPU time per reply (process user+system): bot {cpu['bot'] / replies * 1000:.1f} ms, "
           f"floor {cpu['floor'] / replies * 1000:.1f} ms")
-    print(f"median ratio bot/floor over every sample: {ratio:.2f} (target <= {TARGET_RATIO}): "
-          f"{'OK' if ratio <= TARGET_RATIO else 'MISSED'}")
+    seq_ratio = (stats(flatten(sequential["bot"]))[0]
+                 / stats(flatten(sequential["floor"]))[0])
+    conc_ratio = (stats(flatten(concurrent["bot"]))[0]
+                  / stats(flatten(concurrent["floor"]))[0])
+    extra = stats(overall["bot"])[0] - stats(overall["floor"])[0]
+    print(f"median ratio bot/floor: sequential {seq_ratio:.2f}, concurrent {conc_ratio:.2f}, "
+          f"every sample {ratio:.2f} (bot median {extra:+.0f} ms against the floor)")
+    print(f"target: median ratio <= {TARGET_RATIO}: "
+          f"{'OK' if max(ratio, seq_ratio, conc_ratio) <= TARGET_RATIO else 'MISSED'}")
     return 0
 
 
