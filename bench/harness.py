@@ -351,20 +351,21 @@ class TimedMember:
 
 async def measure_pairs(targets: dict[str, tuple[str, ...]], rounds: int,
                         members: Sequence[TimedMember], concurrent: bool,
-                        commands: Sequence[str] = COMMANDS
+                        commands: Sequence[str] = COMMANDS, first_round: int = 0
                         ) -> dict[str, dict[str, list[float]]]:
     """Send the same command sequence to each target, alternating which goes first.
 
     ``targets`` maps a label to a ``(room_id,)``. Returns ``{label: {command: [seconds]}}``.
     Sequential: one command at a time, members taking turns. Concurrent: every member sends
-    its command at the same moment, and all replies are awaited.
+    its command at the same moment, and all replies are awaited. ``first_round`` continues
+    the members' and commands' rotation of an earlier call.
     """
     results: dict[str, dict[str, list[float]]] = {
         label: {c: [] for c in commands} for label in targets
     }
     labels = list(targets)
-    step = 0
-    for round_ in range(rounds):
+    step = first_round
+    for round_ in range(first_round, first_round + rounds):
         if concurrent:
             batches = [[(m, commands[(round_ + i) % len(commands)])
                         for i, m in enumerate(members)]]

@@ -16,32 +16,41 @@ during provisioning and invite-only afterwards). Only three members of the first
 operational table have live E2EE clients; the others are joined server-side and have no
 devices. Dossiers are written into the bot's database before it starts.
 
-Then, per size:
+Then:
 
-* cold start: ``livcr run`` with an empty data folder (login, keys, cross-signing, first
-  sync): seconds from process start to "first sync done" and to "scheduler started" (jobs
-  derived from the database), and until the start-up announcements in the outbox are sent;
-* warm start: the same bot stopped and started again (its usual restart);
-* reply latency of the bot after the warm start, and of ``bench/echo_bot.py`` (the floor, in a
-  room of its own with the same three members) in the same run: the live members send
-  ``!help``, ``!case list``, ``!members`` and ``!signal ...``, one at a time and all at once;
-* peak RSS of the bot process (VmHWM) over both starts and the latency run.
+* cold start, per size as soon as it is provisioned: ``livcr run`` with an empty data folder
+  (login, keys, cross-signing, first sync): seconds from process start to "first sync done"
+  and to "scheduler started" (jobs derived from the database), and until the start-up
+  announcements in the outbox are sent (a first start plans a meeting for every table with
+  open dossiers);
+* warm start, per size: the same bot stopped and started again (its usual restart); it then
+  keeps running, and so does every size's homeserver;
+* reply latency of each size's bot and of ``bench/echo_bot.py`` (the floor, in a room of its
+  own on the same homeserver with the same three members): the live members send ``!help``,
+  ``!case list``, ``!members`` and ``!signal ...``, one at a time and all at once; the sizes
+  take turns round by round, so that a change in the shared machine's speed affects every
+  size alike;
+* peak RSS of the bot process (VmHWM) over both starts and the latency rounds.
 
-Prints one table and the verdicts; never fails on time: machines differ.
+``--keep DIR`` keeps the homeservers; ``--keep DIR --reuse`` measures them again without
+provisioning (warm start and latency only). Prints one table and the verdicts; never fails
+on time: machines differ.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
+import math
 import os
 import random
 import sqlite3
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,9 +58,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (
+    COMMANDS,
     PASSWORD,
     Api,
     Homeserver,
+    Proc,
     TimedMember,
     bot_process,
     echo_process,
@@ -71,6 +82,8 @@ LATENCY_TARGET_RATIO = 1.5
 CONCURRENCY = 16
 DOSSIERS_PER_TABLE = 3
 LIVE = ("chair", "io", "p1")
+#: What a later ``--reuse`` run needs to know about a provisioned homeserver.
+PROVISIONED = "provisioned.json"
 
 #: The operational roster (8) and the strategic one (8); 13 people per cell.
 OPERATIONAL = (("chair", "chair", "Preventiedienst"),
@@ -290,139 +303,187 @@ async def drained(database: Path, started: float, timeout: float) -> float:
 
 
 @dataclass
-class SizeResult:
+class Size:
+    """One size's homeserver, bot, echo floor and live members, and what was measured."""
+
     rooms: int
-    cells: int
-    provision_s: float
-    provision_detail: str
-    cold_sync_s: float
-    cold_ready_s: float
-    cold_drained_s: float
-    warm_sync_s: float
-    warm_ready_s: float
-    peak_rss_mb: float
-    bot: list[float]
-    floor: list[float]
-    bot_seq: list[float]
-    bot_conc: list[float]
+    base: Path
+    hs: Homeserver
+    prov: Provisioned | None = None
+    bot: Proc | None = None
+    echo: Proc | None = None
+    members: list[TimedMember] = field(default_factory=list)
+    cold_sync_s: float = math.nan
+    cold_ready_s: float = math.nan
+    cold_drained_s: float = math.nan
+    warm_sync_s: float = math.nan
+    warm_ready_s: float = math.nan
+    peak_kb: int = 0
+    seq: dict[str, list[float]] = field(default_factory=lambda: {"bot": [], "floor": []})
+    conc: dict[str, list[float]] = field(default_factory=lambda: {"bot": [], "floor": []})
 
+    @property
+    def cells(self) -> int:
+        return max(1, self.rooms // 2)
 
-async def one_size(rooms: int, base: Path, rounds: int, concurrent_rounds: int) -> SizeResult:
-    hs = Homeserver(base / "hs")
-    await hs.start()
-    members: list[TimedMember] = []
-    bot = None
-    echo = None
-    try:
-        prov = await provision(hs, base, rooms)
-        print(f"  {rooms} rooms provisioned in {prov.seconds:.0f} s ({prov.detail})",
-              flush=True)
-        data = base / "data"
-        database = data / "livcr.db"
+    def all(self, label: str) -> list[float]:
+        return self.seq[label] + self.conc[label]
 
-        bot = bot_process(prov.config, data, "cold")
-        bot.start()
-        cold_sync = await bot.wait_line("first sync done", 900)
-        cold_ready = await bot.wait_line("scheduler started", 900)
-        cold_drained = await drained(database, bot.started_at, 900)
-        peak = proc_status(bot.pid, "VmHWM")
-        print(f"  cold start: first sync {cold_sync:.1f} s, scheduler {cold_ready:.1f} s, "
-              f"outbox drained {cold_drained:.1f} s, VmHWM {peak / 1024:.0f} MB", flush=True)
-        await bot.stop()
-
-        for name in LIVE:
-            user_id = hs.user_id(localpart(0, name))
-            member = await TimedMember.create(hs, user_id, base / "members" / name)
-            members.append(member)
-            await member.member.join(prov.live_room)
-            await member.member.join(prov.echo_room)
-
-        before = bot.log().count("first sync done")
-        bot = bot_process(prov.config, data, "warm")
-        bot.start()
-        warm_sync = await bot.wait_line("first sync done", 900, after=before)
-        warm_ready = await bot.wait_line("scheduler started", 900, after=before)
-        await drained(database, bot.started_at, 900)
-        print(f"  warm start: first sync {warm_sync:.1f} s, scheduler {warm_ready:.1f} s",
-              flush=True)
-        echo = echo_process(hs, prov.echo_user, prov.echo_token, prov.echo_device,
-                            base / "echo")
-        echo.start()
-        await echo.wait_line("first sync done", 300)
-
-        await asyncio.gather(*(m.ask(prov.live_room, "!ack", timeout=120) for m in members))
-        await asyncio.gather(*(m.ask(prov.echo_room, "warm-up", timeout=120)
-                               for m in members))
-        await asyncio.gather(*(m.ask(prov.live_room, "!help", timeout=120) for m in members))
-        targets = {"bot": (prov.live_room,), "floor": (prov.echo_room,)}
-        seq = await measure_pairs(targets, rounds, members, concurrent=False)
-        conc = await measure_pairs(targets, concurrent_rounds, members, concurrent=True)
-        peak = max(peak, proc_status(bot.pid, "VmHWM"))
-        return SizeResult(
-            rooms=rooms, cells=max(1, rooms // 2), provision_s=prov.seconds,
-            provision_detail=prov.detail, cold_sync_s=cold_sync, cold_ready_s=cold_ready,
-            cold_drained_s=cold_drained, warm_sync_s=warm_sync, warm_ready_s=warm_ready,
-            peak_rss_mb=peak / 1024,
-            bot=flatten(seq["bot"]) + flatten(conc["bot"]),
-            floor=flatten(seq["floor"]) + flatten(conc["floor"]),
-            bot_seq=flatten(seq["bot"]), bot_conc=flatten(conc["bot"]),
-        )
-    finally:
-        for process in (bot, echo):
+    async def stop(self) -> None:
+        for process in (self.bot, self.echo):
             if process is not None:
                 await process.stop()
-        for member in members:
+        for member in self.members:
             await member.stop()
-        await hs.stop()
+        await self.hs.stop()
+
+
+async def provision_and_cold_start(size: Size, reuse: bool) -> None:
+    """Provision (or reuse) the homeserver of one size, then time the bot's first start."""
+    saved = size.base / PROVISIONED
+    if reuse and saved.exists():
+        info = json.loads(saved.read_text())
+        size.hs.port = info.pop("port")
+        await size.hs.start()
+        size.prov = Provisioned(**{**info, "config": Path(info["config"])})
+        print(f"  reusing the {size.rooms} rooms provisioned before in {size.base}", flush=True)
+        return
+    await size.hs.start()
+    prov = size.prov = await provision(size.hs, size.base, size.rooms)
+    saved.write_text(json.dumps({**asdict(prov), "config": str(prov.config),
+                                 "port": size.hs.port}))
+    print(f"  {size.rooms} rooms provisioned in {prov.seconds:.0f} s ({prov.detail})",
+          flush=True)
+    data = size.base / "data"
+    bot = bot_process(prov.config, data, "cold")
+    bot.start()
+    try:
+        size.cold_sync_s = await bot.wait_line("first sync done", 900)
+        size.cold_ready_s = await bot.wait_line("scheduler started", 900)
+        size.cold_drained_s = await drained(data / "livcr.db", bot.started_at, 900)
+        size.peak_kb = proc_status(bot.pid, "VmHWM")
+    finally:
+        await bot.stop()
+    print(f"  cold start: first sync {size.cold_sync_s:.1f} s, scheduler "
+          f"{size.cold_ready_s:.1f} s, outbox drained {size.cold_drained_s:.1f} s, VmHWM "
+          f"{size.peak_kb / 1024:.0f} MB", flush=True)
+
+
+async def warm_start(size: Size, reuse: bool) -> None:
+    """Live members, the bot's restart (timed), the echo floor, warm-up messages."""
+    prov = size.prov
+    assert prov is not None
+    for name in LIVE:
+        user_id = size.hs.user_id(localpart(0, name))
+        member = await TimedMember.create(size.hs, user_id, size.base / "members" / name)
+        size.members.append(member)
+        await member.member.join(prov.live_room)
+        await member.member.join(prov.echo_room)
+    data = size.base / "data"
+    bot = size.bot = bot_process(prov.config, data, "warm")
+    before = bot.log().count("first sync done")
+    bot.start()
+    size.warm_sync_s = await bot.wait_line("first sync done", 900, after=before)
+    size.warm_ready_s = await bot.wait_line("scheduler started", 900, after=before)
+    await drained(data / "livcr.db", bot.started_at, 900)
+    print(f"  {size.rooms} rooms, warm start: first sync {size.warm_sync_s:.1f} s, scheduler "
+          f"{size.warm_ready_s:.1f} s", flush=True)
+    echo_store = size.base / "echo"
+    if reuse:  # a fresh device: the members' devices are new too
+        prov.echo_token, prov.echo_device = await size.hs.login("echo", PASSWORD)
+        echo_store = size.base / f"echo-{prov.echo_device}"
+    size.echo = echo_process(size.hs, prov.echo_user, prov.echo_token, prov.echo_device,
+                             echo_store)
+    size.echo.start()
+    await size.echo.wait_line("first sync done", 300)
+    await asyncio.gather(*(m.ask(prov.live_room, "!ack", timeout=120) for m in size.members))
+    await asyncio.gather(*(m.ask(prov.echo_room, "warm-up", timeout=120)
+                           for m in size.members))
+    await asyncio.gather(*(m.ask(prov.live_room, "!help", timeout=120) for m in size.members))
+
+
+async def measure(sizes: list[Size], rounds: int, concurrent_rounds: int) -> None:
+    """Every size's bot and floor, round by round, the sizes taking turns: a drift of the
+    shared machine's speed affects every size alike."""
+    for concurrent, count in ((False, rounds), (True, concurrent_rounds)):
+        for round_ in range(count):
+            order = sizes if round_ % 2 == 0 else sizes[::-1]
+            for size in order:
+                assert size.prov is not None
+                targets = {"bot": (size.prov.live_room,), "floor": (size.prov.echo_room,)}
+                result = await measure_pairs(targets, 1, size.members, concurrent,
+                                             first_round=round_)
+                into = size.conc if concurrent else size.seq
+                for label in targets:
+                    into[label] += flatten(result[label])
+    for size in sizes:
+        assert size.bot is not None
+        size.peak_kb = max(size.peak_kb, proc_status(size.bot.pid, "VmHWM"))
+
+
+def _s(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.1f}"
 
 
 async def run(args: argparse.Namespace, base: Path) -> int:
     print(f"machine: {machine()}")
-    results: list[SizeResult] = []
-    for rooms in args.sizes:
-        print(f"size {rooms} table rooms ({max(1, rooms // 2)} cells):", flush=True)
-        results.append(await one_size(rooms, base / f"size-{rooms}", args.rounds,
-                                       args.concurrent_rounds))
-    base_result = min(results, key=lambda r: r.rooms)
-    base_median = stats(base_result.bot)[0]
+    sizes: list[Size] = []
+    try:
+        for rooms in args.sizes:
+            print(f"size {rooms} table rooms ({max(1, rooms // 2)} cells):", flush=True)
+            folder = base / f"size-{rooms}"
+            size = Size(rooms, folder, Homeserver(folder / "hs"))
+            sizes.append(size)
+            await provision_and_cold_start(size, args.reuse)
+        print("warm starts (every homeserver and bot stays up for the latency rounds):",
+              flush=True)
+        for size in sizes:
+            await warm_start(size, args.reuse)
+        print(f"latency: {args.rounds} sequential rounds of {len(COMMANDS)} commands and "
+              f"{args.concurrent_rounds} rounds of {len(LIVE)} members at once, per size, "
+              "the sizes taking turns", flush=True)
+        await measure(sizes, args.rounds, args.concurrent_rounds)
+    finally:
+        for size in sizes:
+            await size.stop()
+
+    reference = min(sizes, key=lambda z: z.rooms)
+    base_median = stats(reference.all("bot"))[0]
     rows = []
-    for r in results:
-        bot_med, bot_p95, bot_max = stats(r.bot)
-        floor_med = stats(r.floor)[0]
+    for z in sizes:
+        bot_med, bot_p95, bot_max = stats(z.all("bot"))
+        floor_med = stats(z.all("floor"))[0]
         rows.append([
-            str(r.rooms), str(r.cells), f"{r.provision_s:.0f}",
-            f"{r.cold_sync_s:.1f}", f"{r.cold_ready_s:.1f}", f"{r.cold_drained_s:.1f}",
-            f"{r.warm_sync_s:.1f}", f"{r.warm_ready_s:.1f}", f"{r.peak_rss_mb:.0f}",
-            f"{stats(r.bot_seq)[0]:.0f}", f"{stats(r.bot_conc)[0]:.0f}",
-            f"{bot_med:.0f}", f"{bot_p95:.0f}", f"{bot_max:.0f}", f"{floor_med:.0f}",
-            f"{bot_med / floor_med:.2f}", f"{bot_med / base_median:.2f}",
+            str(z.rooms), str(z.cells), _s(z.cold_sync_s), _s(z.cold_ready_s),
+            _s(z.cold_drained_s), _s(z.warm_sync_s), _s(z.warm_ready_s),
+            f"{z.peak_kb / 1024:.0f}", f"{stats(z.seq['bot'])[0]:.0f}",
+            f"{stats(z.conc['bot'])[0]:.0f}", f"{bot_med:.0f}", f"{bot_p95:.0f}",
+            f"{bot_max:.0f}", f"{floor_med:.0f}", f"{bot_med / floor_med:.2f}",
+            f"{bot_med / base_median:.2f}",
         ])
     print()
     print("scale: ready time (s from process start), peak RSS (MB), reply latency (ms)")
-    print_table(["rooms", "cells", "provision s", "cold sync", "cold ready", "cold drained",
-                 "warm sync", "warm ready", "peak RSS", "seq med", "conc med", "bot med",
-                 "bot p95", "bot max", "floor med", "bot/floor", f"vs {base_result.rooms}"],
-                rows)
+    print_table(["rooms", "cells", "cold sync", "cold ready", "cold drained", "warm sync",
+                 "warm ready", "peak RSS", "seq med", "conc med", "bot med", "bot p95",
+                 "bot max", "floor med", "bot/floor", f"vs {reference.rooms}"], rows)
     print()
-    biggest = max(results, key=lambda r: r.rooms)
-    ready = max(biggest.cold_ready_s, biggest.warm_ready_s)
-    ratio = stats(biggest.bot)[0] / base_median
-    # The homeserver's own speed drifts during a long run on a shared machine: the same
-    # comparison with each size's bot median taken relative to its echo floor.
-    normalised = ((stats(biggest.bot)[0] / stats(biggest.floor)[0])
-                  / (base_median / stats(base_result.floor)[0]))
+    biggest = max(sizes, key=lambda z: z.rooms)
+    readies = [v for v in (biggest.cold_ready_s, biggest.warm_ready_s) if not math.isnan(v)]
+    ready = max(readies)
+    ratio = stats(biggest.all("bot"))[0] / base_median
+    peak = biggest.peak_kb / 1024
     for text, ok in (
         (f"ready at {biggest.rooms} rooms: {ready:.1f} s (cold or warm, worst; target "
          f"< {READY_TARGET_S:.0f} s)", ready < READY_TARGET_S),
-        (f"peak RSS at {biggest.rooms} rooms: {biggest.peak_rss_mb:.0f} MB (target "
-         f"< {RSS_TARGET_MB:.0f} MB)", biggest.peak_rss_mb < RSS_TARGET_MB),
-        (f"median latency at {biggest.rooms} rooms / at {base_result.rooms}: {ratio:.2f} "
+        (f"peak RSS at {biggest.rooms} rooms: {peak:.0f} MB (target < {RSS_TARGET_MB:.0f} MB)",
+         peak < RSS_TARGET_MB),
+        (f"median latency at {biggest.rooms} rooms / at {reference.rooms}: {ratio:.2f} "
          f"(target <= {LATENCY_TARGET_RATIO})", ratio <= LATENCY_TARGET_RATIO),
     ):
         print(f"{text}: {'OK' if ok else 'MISSED'}")
-    print(f"the same latency comparison relative to each size's echo floor: {normalised:.2f}")
-    for r in results:
-        print(f"provisioning {r.rooms} rooms: {r.provision_s:.0f} s ({r.provision_detail})")
+    for z in sizes:
+        if z.prov is not None:
+            print(f"provisioning {z.rooms} rooms: {z.prov.seconds:.0f} s ({z.prov.detail})")
     return 0
 
 
@@ -436,9 +497,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="rounds in which the three live members send at once")
     parser.add_argument("--keep", type=Path, default=None,
                         help="work in this folder and keep it (logs) instead of a temporary one")
+    parser.add_argument("--reuse", action="store_true",
+                        help="with --keep: reuse the homeservers provisioned by an earlier run "
+                             "there (no provisioning, no cold start; warm start and latency)")
     args = parser.parse_args(argv)
     if any(size < 2 or size % 2 for size in args.sizes):
         parser.error("sizes are even numbers of table rooms, at least 2")
+    if args.reuse and args.keep is None:
+        parser.error("--reuse needs --keep DIR")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)

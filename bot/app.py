@@ -257,6 +257,12 @@ class Core:
         with self.db.unit_of_work() as repos:
             repos.events.sent(item.id)
 
+    def sent_many(self, items: Sequence[OutboxItem]) -> None:
+        """Items the homeserver has: out of the outbox, in one transaction."""
+        with self.db.unit_of_work() as repos:
+            for item in items:
+                repos.events.sent(item.id)
+
     def sync_token(self) -> str | None:
         with self.db.unit_of_work() as repos:
             return repos.events.sync_token()

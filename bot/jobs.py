@@ -52,8 +52,9 @@ class Jobs:
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ---- derivation -----------------------------------------------------------------
-    async def start(self) -> None:
-        """At start: recompute every table, derive every job, catch up on evaluations."""
+    async def start(self, flush: bool = True) -> None:
+        """At start: recompute every table, derive every job, catch up on evaluations; then
+        send what that put in the outbox (unless ``flush`` is False: the caller does)."""
         self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self.core.recompute_all)
         await self.sync(None)
@@ -66,7 +67,8 @@ class Jobs:
                     misfire_grace_time=None, coalesce=True,
                 )
                 await self.evaluation(cell.id, flush=False)
-        await self.flush()
+        if flush:
+            await self.flush()
 
     async def daily(self) -> None:
         """Daily: every table recomputed and every job derived again (belt and braces)."""
@@ -95,11 +97,14 @@ class Jobs:
         async with self._lock:
             plan = await asyncio.to_thread(self.core.job_plan, tables)
             wanted = {spec.job_id: spec for spec in plan.jobs}
+            # A table's jobs are "<cell>|<table>|...": a prefix test skips the jobs of the
+            # other 1,199 tables cheaply (this runs on the event loop after every change).
+            prefixes = None if tables is None else tuple(
+                f"{cell}|{table.value}|" for cell, table in tables)
             for job in self.scheduler.get_jobs():
-                parts = job.id.split("|", 2)
-                if len(parts) != 3:
+                if prefixes is not None and not job.id.startswith(prefixes):
                     continue
-                if tables is not None and (parts[0], Table(parts[1])) not in tables:
+                if len(job.id.split("|", 2)) != 3:
                     continue
                 if job.id not in wanted:
                     self.scheduler.remove_job(job.id)

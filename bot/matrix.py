@@ -54,8 +54,29 @@ from storage.repositories import OutboxItem
 log = logging.getLogger(__name__)
 
 SESSION_FILE = "session.json"
-#: Long timelines per sync; a gap beyond this is back-filled through /messages.
-SYNC_FILTER = {"room": {"timeline": {"limit": 100}}, "presence": {"not_types": ["*"]}}
+#: Long timelines per sync; a gap beyond this is back-filled through /messages. Members are
+#: lazy-loaded (only the senders of the timeline's events): the full member list of a room is
+#: fetched before the bot first encrypts for it (``_prepare_room``), so a bot in 1,200 rooms
+#: does not receive and track about 10,000 memberships at every start. Presence, receipts,
+#: typing and account data are of no use to the bot and would only wake its long poll.
+SYNC_FILTER: dict[str, Any] = {
+    "room": {
+        "timeline": {"limit": 100},
+        "state": {"lazy_load_members": True},
+        "ephemeral": {"not_types": ["*"]},
+        "account_data": {"not_types": ["*"]},
+    },
+    "presence": {"not_types": ["*"]},
+    "account_data": {"not_types": ["*"]},
+}
+#: The very first sync replays no history (spec §11), so it asks for none: it only learns the
+#: rooms' state and the position to continue from.
+FIRST_SYNC_FILTER: dict[str, Any] = {
+    **SYNC_FILTER,
+    "room": {**SYNC_FILTER["room"], "timeline": {"limit": 0}},
+}
+#: Room aliases resolved at once at start.
+RESOLVE_CONCURRENCY = 16
 GAP_PAGES = 50
 HELD_FILE = "held.json"
 #: Consecutive failed sends after which a reply is given up (logged, not silently).
@@ -117,6 +138,8 @@ class MatrixBot:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     _flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _attempts: dict[int, int] = field(default_factory=dict)
+    #: Who may receive each room's keys, read once per room and flush (``_prepare_room``).
+    _rosters: dict[str, set[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         cfg = self.core.config.matrix
@@ -178,18 +201,27 @@ class MatrixBot:
 
     # ---- rooms ----------------------------------------------------------------------
     async def resolve_rooms(self) -> None:
-        for cell in self.core.config.cells:
-            for table, table_cfg in cell.tables.items():
-                room = table_cfg.room
-                if room.startswith("#"):
-                    response = await self.client.room_resolve_alias(room)
-                    if not isinstance(response, RoomResolveAliasResponse):
-                        raise StartupError(
-                            f"room alias {room} of {cell.id}/{table.value} does not exist; "
-                            "run `livcr setup` first"
-                        )
-                    room = response.room_id
-                self.core.bind_room(room, cell.id, table)
+        """Bind every configured table to its room id; aliases are resolved concurrently."""
+        tables = [(cell, table, table_cfg.room) for cell in self.core.config.cells
+                  for table, table_cfg in cell.tables.items()]
+        limit = asyncio.Semaphore(RESOLVE_CONCURRENCY)
+
+        async def resolve(room: str) -> Any:
+            async with limit:
+                return await self.client.room_resolve_alias(room)
+
+        aliases = [room for _, _, room in tables if room.startswith("#")]
+        resolved = dict(zip(aliases, await asyncio.gather(*map(resolve, aliases)), strict=True))
+        for cell, table, room in tables:
+            if room.startswith("#"):
+                response = resolved[room]
+                if not isinstance(response, RoomResolveAliasResponse):
+                    raise StartupError(
+                        f"room alias {room} of {cell.id}/{table.value} does not exist; "
+                        "run `livcr setup` first"
+                    )
+                room = response.room_id
+            self.core.bind_room(room, cell.id, table)
 
     async def _join_configured(self) -> None:
         for room_id in self.core.rooms:
@@ -216,7 +248,7 @@ class MatrixBot:
                     since=token,
                     full_state=first or not self.ready.is_set(),
                     set_presence="offline",
-                    sync_filter=SYNC_FILTER,
+                    sync_filter=FIRST_SYNC_FILTER if first else SYNC_FILTER,
                 )
             )
             stopper = asyncio.ensure_future(self._stop.wait())
@@ -244,15 +276,17 @@ class MatrixBot:
                 await self._sleep(delay)
                 continue
             token = response.next_batch
-            self.core.save_sync_token(token)
+            await asyncio.to_thread(self.core.save_sync_token, token)
             first = False
             if not self.ready.is_set():
                 await self._join_configured()
                 self.ready.set()
                 log.info("first sync done; %d table rooms", len(self.core.rooms))
-                await self._flush_outbox()
+                # The scheduler first (its jobs are part of being ready), then whatever the
+                # outbox holds (replies from before a restart, start-up announcements).
                 if self.on_first_sync is not None:
                     await self.on_first_sync()
+                await self._flush_outbox()
         await self.client.close()
 
     async def _sleep(self, seconds: float) -> None:
@@ -314,7 +348,9 @@ class MatrixBot:
         if getattr(event, "sender", None) == self.client.user_id:
             return
         if isinstance(event, MegolmEvent):
-            if event.event_id not in self.held and not self.core.is_processed(event.event_id):
+            if event.event_id not in self.held and not await asyncio.to_thread(
+                self.core.is_processed, event.event_id
+            ):
                 self.held[event.event_id] = Held(event, room_id, time.time())
                 self._save_held()
                 log.info("holding an undecryptable event until its room key arrives")
@@ -425,41 +461,59 @@ class MatrixBot:
 
         Nothing is dropped before the first sync (rooms are unknown until then). An item that
         keeps failing is given up after ``GIVE_UP_ATTEMPTS`` tries, so one broken room cannot
-        block every other reply forever.
+        block every other reply forever. Sent items leave the outbox in one transaction at
+        the end (a crash before it resends them with the same transaction ids, which the
+        homeserver deduplicates).
         """
         if not self.ready.is_set():
             return
         async with self._flush_lock:
-            for item in await asyncio.to_thread(self.core.pending):
-                try:
-                    ok = await self._send(item)
-                except Exception as exc:
-                    log.warning("sending a reply failed (%s); will retry", type(exc).__name__)
-                    ok = False
-                if not ok:
-                    tries = self._attempts.get(item.id, 0) + 1
-                    self._attempts[item.id] = tries
-                    if tries < GIVE_UP_ATTEMPTS:
-                        return
-                    log.error("giving up on a reply to %s after %d attempts", item.room_id,
-                              tries)
-                self._attempts.pop(item.id, None)
-                await asyncio.to_thread(self.core.sent, item)
+            done: list[OutboxItem] = []
+            self._rosters.clear()  # rosters may have changed since the last flush
+            try:
+                await self._send_pending(done)
+            finally:
+                if done:
+                    await asyncio.to_thread(self.core.sent_many, done)
+
+    async def _send_pending(self, done: list[OutboxItem]) -> None:
+        """Send the outbox in order; what went out is appended to ``done``. A stop request
+        ends a long flush (thousands of start-up announcements) between two items."""
+        for item in await asyncio.to_thread(self.core.pending):
+            if self._stop.is_set():
+                return
+            try:
+                ok = await self._send(item)
+            except Exception as exc:
+                log.warning("sending a reply failed (%s); will retry", type(exc).__name__)
+                ok = False
+            if not ok:
+                tries = self._attempts.get(item.id, 0) + 1
+                self._attempts[item.id] = tries
+                if tries < GIVE_UP_ATTEMPTS:
+                    return
+                log.error("giving up on a reply to %s after %d attempts", item.room_id,
+                          tries)
+            self._attempts.pop(item.id, None)
+            done.append(item)
 
     async def _prepare_room(self, room_id: str) -> None:
         """Keys only for the roster: blacklist every other device before encrypting."""
         room = self.client.rooms.get(room_id)
         if room is None or not room.encrypted or self.client.olm is None:
             return
+        if not room.members_synced:  # members are lazy-loaded: fetch the full list once
+            await self.client.joined_members(room_id)
         if room_id not in self._keys_fresh:
             self.client.olm.users_for_key_query.update(room.users)
             self._keys_fresh.add(room_id)
-        if not room.members_synced:
-            await self.client.joined_members(room_id)
         if self.client.should_query_keys:
             await self.client.keys_query()
-        allowed = await asyncio.to_thread(self.core.roster_user_ids, room_id)
-        allowed.add(self.client.user_id)
+        allowed = self._rosters.get(room_id)
+        if allowed is None:
+            allowed = await asyncio.to_thread(self.core.roster_user_ids, room_id)
+            allowed.add(self.client.user_id)
+            self._rosters[room_id] = allowed
         rotate = False
         session = self.client.olm.outbound_group_sessions.get(room_id)
         for user_id in list(room.users):

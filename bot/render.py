@@ -10,7 +10,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +114,14 @@ def markdown(lang: str, template: str, data: Mapping[str, Any]) -> str:
 
 def render(lang: str, template: str, data: Mapping[str, Any] | None = None) -> Rendered:
     source = markdown(lang, template, data or {})
-    return Rendered(body=source, html=_markdown.render(source).strip())
+    return Rendered(body=source, html=_html(source))
+
+
+@lru_cache(maxsize=512)
+def _html(source: str) -> str:
+    """Markdown to HTML, remembered: most replies (help, usage, refusals) repeat verbatim,
+    and parsing costs more than everything else a command does."""
+    return str(_markdown.render(source).strip())
 
 
 def template_files(lang: str) -> set[str]:

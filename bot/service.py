@@ -56,9 +56,12 @@ class Service:
             replace_existing=True,
             misfire_grace_time=3600,
         )
-        await self.jobs.start()
+        await self.jobs.start(flush=False)
         self.scheduler.start()
         log.info("scheduler started with %d jobs", len(self.scheduler.get_jobs()))
+        # Start-up announcements (a first start with open dossiers plans a meeting per
+        # table) go out after the jobs run, not before.
+        await self.flush()
 
     async def flush(self) -> None:
         """Send what jobs put in the outbox now, not after the next sync."""
