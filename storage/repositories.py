@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import hashlib
 import json
 import secrets
 from collections import Counter
@@ -47,8 +48,15 @@ class OutboxItem:
 
     @property
     def txn_id(self) -> str:
-        """Stable transaction id: a resend after a crash is deduplicated by the server."""
-        return f"livcr-{self.id}"
+        """Stable transaction id: a resend after a crash is deduplicated by the server.
+
+        The row id alone is not enough: a database moved with ``livcr migrate-db`` (or
+        restored from an older backup) numbers its outbox from the start again, and the
+        homeserver would take a new reply for the old one it remembers under that id and
+        drop it. The digest of what the item answers makes a reused id a different
+        transaction."""
+        origin = f"{self.source_event_id}\x00{self.seq}\x00{self.room_id}".encode()
+        return f"livcr-{self.id}-{hashlib.sha256(origin).hexdigest()[:12]}"
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,36 @@ def test_everything_is_copied_and_new_ids_continue_after_the_copied_ones(
         target.dispose()
 
 
+def test_replies_after_a_move_never_reuse_a_transaction_id_the_homeserver_remembers(
+    tmp_path: Path, target_url: str
+) -> None:
+    """The outbox is usually empty when a database is moved, so the target numbers its items
+    from 1 again; the homeserver still remembers the transaction ids of the replies sent just
+    before the move and would drop a new reply that reused one."""
+    with database_url("sqlite", tmp_path / "old") as url:
+        old = Database(url)
+        old.migrate()
+        with old.unit_of_work() as repos:
+            repos.events.enqueue("$before", "!r:x", "m.room.message", {"body": "1"}, T0)
+        with old.unit_of_work() as repos:
+            [sent] = repos.events.pending()
+            repos.events.sent(sent.id)
+        copy_database(url, target_url)
+        old.dispose()
+    target = Database(target_url)
+    try:
+        with target.unit_of_work() as repos:
+            repos.events.enqueue("$after", "!r:x", "m.room.message", {"body": "2"}, T0)
+        with target.reading() as repos:
+            [fresh] = repos.events.pending()
+        assert fresh.id == sent.id  # numbering restarted: the case this guards against
+        assert fresh.txn_id != sent.txn_id
+        with target.reading() as repos:  # and the same again for a resend after a crash
+            assert [p.txn_id for p in repos.events.pending()] == [fresh.txn_id]
+    finally:
+        target.dispose()
+
+
 def test_a_non_empty_target_or_the_same_database_is_refused_and_left_alone(
     source: Database, target_url: str
 ) -> None:
