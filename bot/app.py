@@ -17,7 +17,7 @@ from typing import Any
 from bot.config import Config, parse_duration
 from bot.dispatcher import Dispatcher, where
 from bot.wire import wire
-from commands import planning
+from commands import cadence, planning
 from commands.base import Incoming, NullScheduler, Output, Reply, Role, SchedulerPort, Table
 from commands.members import effective_member, table_members
 from storage.db import Database
@@ -171,6 +171,7 @@ class Core:
 
     def recompute_all(self) -> int:
         """Every table's cadence and automatic meeting (at start and daily); messages out."""
+        cadence.prepare_holidays(self.clock().year)
         with self.db.unit_of_work() as repos:
             now = self.clock()
             produced = planning.recompute_all(repos, self.config.cells, now, self.room_ids)
@@ -250,7 +251,7 @@ class Core:
             repos.events.mark_processed(event_id, room_id, now)
 
     def pending(self) -> list[OutboxItem]:
-        with self.db.unit_of_work() as repos:
+        with self.db.reading() as repos:
             return repos.events.pending()
 
     def sent(self, item: OutboxItem) -> None:
@@ -264,7 +265,7 @@ class Core:
                 repos.events.sent(item.id)
 
     def sync_token(self) -> str | None:
-        with self.db.unit_of_work() as repos:
+        with self.db.reading() as repos:
             return repos.events.sync_token()
 
     def save_sync_token(self, token: str) -> None:
@@ -272,7 +273,7 @@ class Core:
             repos.events.set_sync_token(token)
 
     def is_processed(self, event_id: str) -> bool:
-        with self.db.unit_of_work() as repos:
+        with self.db.reading() as repos:
             return repos.events.is_processed(event_id)
 
     def forget_old_events(self, keep: timedelta = timedelta(days=30)) -> int:
@@ -288,7 +289,7 @@ class Core:
         if ref is None:
             return set()
         cell = self.config.cell(ref.cell)
-        with self.db.unit_of_work() as repos:
+        with self.db.reading() as repos:
             return {m.user_id for m in table_members(cell, repos, ref.table)}
 
     def cell_languages(self) -> Mapping[str, str]:
@@ -343,12 +344,12 @@ class Core:
                 repos.votes.update(int(vote_id), poll_event_id=event_id)
 
     def poll_event_of(self, vote_id: int) -> str | None:
-        with self.db.unit_of_work() as repos:
+        with self.db.reading() as repos:
             vote = repos.votes.get(vote_id)
             return vote.poll_event_id if vote and vote.poll_event_id else None
 
     def direct_room(self, cell: str, user_id: str) -> str | None:
-        with self.db.unit_of_work() as repos:
+        with self.db.reading() as repos:
             return repos.votes.direct_room(cell, user_id)
 
     def set_direct_room(self, cell: str, user_id: str, room_id: str) -> None:

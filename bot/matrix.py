@@ -140,6 +140,9 @@ class MatrixBot:
     _attempts: dict[int, int] = field(default_factory=dict)
     #: Who may receive each room's keys, read once per room and flush (``_prepare_room``).
     _rosters: dict[str, set[str]] = field(default_factory=dict)
+    #: The background flush that sends replies while the next command of a sync is decided.
+    _flusher: asyncio.Task[None] | None = None
+    _flush_wanted: bool = False
 
     def __post_init__(self) -> None:
         cfg = self.core.config.matrix
@@ -287,6 +290,9 @@ class MatrixBot:
                 if self.on_first_sync is not None:
                     await self.on_first_sync()
                 await self._flush_outbox()
+        if self._flusher is not None:
+            with contextlib.suppress(Exception):
+                await self._flusher
         await self.client.close()
 
     async def _sleep(self, seconds: float) -> None:
@@ -393,11 +399,13 @@ class MatrixBot:
             thread_root=thread_root,
         )
         await asyncio.to_thread(self.core.handle, incoming)
+        self._flush_soon()
 
     async def _on_poll_response(self, room_id: str, event: UnknownEvent) -> None:
         await asyncio.to_thread(
             self.core.poll_response, room_id, event.sender, event.event_id, event.source
         )
+        self._flush_soon()
 
     def _save_held(self) -> None:
         data = [
@@ -455,6 +463,24 @@ class MatrixBot:
     async def flush(self) -> None:
         """Send the outbox now (after a job decided something), never concurrently."""
         await self._flush_outbox()
+
+    def _flush_soon(self) -> None:
+        """Send the reply just decided in the background, while the next command of the same
+        sync is decided (ten members sending at once do not wait for each other's turns).
+        The flush at the end of each sync still waits for everything to be sent."""
+        self._flush_wanted = True
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_while_wanted())
+
+    async def _flush_while_wanted(self) -> None:
+        while self._flush_wanted and not self._stop.is_set():
+            self._flush_wanted = False
+            try:
+                await self._flush_outbox()
+            except Exception as exc:  # the end-of-sync flush tries again
+                log.warning("sending replies failed with %s at %s", type(exc).__name__,
+                            where(exc))
+                return
 
     async def _flush_outbox(self) -> None:
         """Send pending replies in order; stop at the first that cannot go yet.

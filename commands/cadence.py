@@ -74,6 +74,14 @@ def _belgian_holidays(year: int) -> frozenset[date]:
     return frozenset(holidays.country_holidays("BE", years=year).keys())
 
 
+def prepare_holidays(year: int) -> None:
+    """Load the holiday calendar of ``year`` and the next one now (at start, daily): the
+    ``holidays`` package imports its country module on first use, which costs a third of a
+    second that would otherwise fall on the first signal's reply."""
+    _belgian_holidays(year)
+    _belgian_holidays(year + 1)
+
+
 def is_working_day(day: date) -> bool:
     """Not a Saturday or Sunday and not a Belgian public holiday."""
     return day.weekday() < 5 and day not in _belgian_holidays(day.year)

@@ -15,6 +15,9 @@ from sqlmodel import Session
 from storage.migrations import upgrade
 from storage.repositories import Repositories
 
+#: Execution option that marks a read-only unit of work (see ``Database.reading``).
+READING = "livcr_reading"
+
 
 def make_engine(url: str) -> sa.Engine:
     """An engine for SQLite (the embedded default) or PostgreSQL (production)."""
@@ -40,8 +43,10 @@ def make_engine(url: str) -> sa.Engine:
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
             # IMMEDIATE: a writer takes the lock at the start, so two units of work
-            # never both read a dossier's old state and both change it.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # never both read a dossier's old state and both change it. A reading unit
+            # (``Database.reading``) begins deferred: in WAL mode it never waits for a writer.
+            reading = conn.get_execution_options().get(READING, False)
+            conn.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
         return engine
     parsed = sa.make_url(url)
@@ -64,6 +69,7 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        self._reader = self.engine.execution_options(**{READING: True})
 
     def migrate(self) -> int:
         version = upgrade(self.engine)
@@ -88,6 +94,16 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextmanager
+    def reading(self) -> Iterator[Repositories]:
+        """Repositories for reading only: a snapshot that does not wait for (or block) a
+        command being decided; whatever it might write is rolled back."""
+        with Session(self._reader, expire_on_commit=False) as session:
+            try:
+                yield Repositories(session)
+            finally:
+                session.rollback()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -288,3 +290,42 @@ def test_a_plain_postgresql_url_uses_psycopg_3() -> None:
         assert engine.dialect.driver == "psycopg"
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("backend", backend_params())
+def test_a_reading_unit_sees_the_last_commit_without_waiting_for_a_writer(
+    backend: str, tmp_path: Path
+) -> None:
+    """The outbox is read (to send replies) while the next command is being decided: the
+    read must not queue behind that command's transaction, and must not see it half done."""
+    with database_url(backend, tmp_path) as url:
+        db = Database(url)
+        db.migrate()
+        try:
+            with db.unit_of_work() as repos:
+                repos.events.enqueue("$one", "!r:x", "m.room.message", {"body": "1"}, T0)
+            writer_inside = threading.Event()
+            release = threading.Event()
+
+            def decide() -> None:
+                with db.unit_of_work() as repos:
+                    repos.events.enqueue("$two", "!r:x", "m.room.message", {"body": "2"}, T0)
+                    repos.session.flush()
+                    writer_inside.set()
+                    release.wait(10)
+
+            writer = threading.Thread(target=decide)
+            writer.start()
+            assert writer_inside.wait(10)
+            with db.reading() as repos:  # had it waited, the writer would have committed
+                seen = [p.source_event_id for p in repos.events.pending()]
+            release.set()
+            writer.join(10)
+            assert seen == ["$one"]
+            with db.reading() as repos:
+                assert [p.source_event_id for p in repos.events.pending()] == ["$one", "$two"]
+                repos.events.sent(repos.events.pending()[0].id)  # a write here is undone
+            with db.reading() as repos:
+                assert len(repos.events.pending()) == 2
+        finally:
+            db.dispose()
