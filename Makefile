@@ -19,6 +19,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy bot commands storage
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # The whole suite again with PostgreSQL as the database (a throw-away server, installed from

@@ -83,12 +83,12 @@ class DecisionRecord:
 
 
 #: Columns in the order of the record fields (bulk queries build records from tuples).
-_MEETING_COLUMNS = (
+_MEETING_COLUMNS: tuple[Any, ...] = (
     Meeting.id, Meeting.cell, Meeting.table_name, Meeting.starts_at,
     Meeting.duration_minutes, Meeting.status, Meeting.kind, Meeting.cancel_reason,
     Meeting.sequence, Meeting.uid, Meeting.created_at, Meeting.started_at, Meeting.ended_at,
 )
-_STATE_COLUMNS = (
+_STATE_COLUMNS: tuple[Any, ...] = (
     TableState.cell, TableState.table_name, TableState.mode, TableState.met_once,
     TableState.created_at, TableState.updated_at, TableState.first_meeting_reminded_at,
 )
