@@ -13,9 +13,7 @@ import logging
 import math
 import os
 import platform
-import signal
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -33,6 +31,7 @@ from nio import RoomMessage  # noqa: E402
 
 from bot.homeserver import Homeserver  # noqa: E402
 from bot.member import MemberClient  # noqa: E402
+from tests.processes import LoggedProcess, livcr_run, toml_value  # noqa: E402
 
 PASSWORD = "bench-horse-battery-staple"
 
@@ -46,17 +45,6 @@ COMMANDS = READ_ONLY + STATE_CHANGING
 
 
 # ---- small helpers ---------------------------------------------------------------------
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
-
-
 def percentile(values: Sequence[float], fraction: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(values)
@@ -212,72 +200,22 @@ async def gather_limited(limit: int, coros: Iterable[Any]) -> list[Any]:
 
 
 # ---- processes ---------------------------------------------------------------------------
-@dataclass
-class Proc:
-    """A subprocess whose readiness is told by lines in a log file."""
-
-    argv: list[str]
-    log_path: Path
-    out_path: Path
-    env: dict[str, str]
-    proc: subprocess.Popen[bytes] | None = None
-    started_at: float = 0.0
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def start(self) -> None:
-        self.out_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.out_path.open("ab") as out:
-            self.started_at = time.monotonic()
-            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT,
-                                         env=self.env, cwd=ROOT)
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    async def wait_line(self, text: str, timeout: float, after: int = 0) -> float:
-        """Seconds from start until ``text`` appears (more than ``after`` times) in the log."""
-        deadline = time.monotonic() + timeout
-        while self.log().count(text) <= after:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"{self.argv[2:4]} exited with {self.proc.returncode}; "
-                                   f"tail:\n{self.log()[-3000:]}\n"
-                                   f"{self.out_path.read_text(errors='replace')[-3000:]}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{text!r} did not appear within {timeout:g} s")
-            await asyncio.sleep(0.05)
-        return time.monotonic() - self.started_at
-
-    async def stop(self) -> int:
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            for _ in range(300):
-                if self.proc.poll() is not None:
-                    break
-                await asyncio.sleep(0.1)
-            else:
-                self.proc.kill()
-        return int(self.proc.wait())
-
-
-def bot_process(config_path: Path, data_dir: Path, tag: str) -> Proc:
+def bot_process(config_path: Path, data_dir: Path, tag: str) -> LoggedProcess:
+    """``livcr run``; its outputs are ``bot-<tag>-<n>.out`` next to ``data_dir``."""
     env = {**os.environ, "LIVCR_MATRIX_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"}
     env.pop("LIVCR_MATRIX_ACCESS_TOKEN", None)
-    return Proc([sys.executable, "-m", "bot.cli", "run", "-c", str(config_path)],
-                data_dir / "livcr.log", data_dir.parent / f"bot-{tag}.out", env)
+    bot = livcr_run(config_path, data_dir, env)
+    bot.name = f"bot-{tag}"
+    return bot
 
 
 def echo_process(hs: Homeserver, user_id: str, token: str, device_id: str,
-                 store: Path) -> Proc:
+                 store: Path) -> LoggedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "ECHO_ACCESS_TOKEN": token}
-    return Proc([sys.executable, str(ROOT / "bench" / "echo_bot.py"), "--homeserver", hs.url,
-                 "--user", user_id, "--device", device_id, "--store", str(store)],
-                store / "echo.log", store.parent / "echo.out", env)
+    return LoggedProcess([sys.executable, str(ROOT / "bench" / "echo_bot.py"), "--homeserver",
+                          hs.url, "--user", user_id, "--device", device_id, "--store",
+                          str(store)],
+                         store / "echo.log", store.parent, env, name="echo")
 
 
 async def run_setup(config_path: Path) -> str:
@@ -391,7 +329,7 @@ def flatten(by_command: dict[str, list[float]], only: Sequence[str] | None = Non
 
 __all__ = [
     "COMMANDS", "PASSWORD", "READ_ONLY", "ROOT", "STATE_CHANGING", "Api", "Homeserver",
-    "Proc", "TimedMember", "bot_process", "cpu_seconds", "echo_process", "flatten",
+    "LoggedProcess", "TimedMember", "bot_process", "cpu_seconds", "echo_process", "flatten",
     "gather_limited",
     "machine", "measure_pairs", "percentile", "print_table", "proc_status", "run_setup",
     "stats", "toml_value",

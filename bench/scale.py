@@ -62,7 +62,7 @@ from harness import (
     PASSWORD,
     Api,
     Homeserver,
-    Proc,
+    LoggedProcess,
     TimedMember,
     bot_process,
     echo_process,
@@ -310,8 +310,8 @@ class Size:
     base: Path
     hs: Homeserver
     prov: Provisioned | None = None
-    bot: Proc | None = None
-    echo: Proc | None = None
+    bot: LoggedProcess | None = None
+    echo: LoggedProcess | None = None
     members: list[TimedMember] = field(default_factory=list)
     cold_sync_s: float = math.nan
     cold_ready_s: float = math.nan

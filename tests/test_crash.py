@@ -90,7 +90,7 @@ async def play(world: World, commands: dict[str, list[str]], kills: int,
             await asyncio.sleep(rng.uniform(1.0, 4.0))
             world.bot.kill()
             await asyncio.sleep(rng.uniform(0.0, 1.5))
-            await world.bot.start()
+            await world.bot.start_ready()
         done.set()
 
     tasks = [asyncio.create_task(member(n)) for n in SENDERS]

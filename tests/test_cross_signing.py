@@ -376,7 +376,7 @@ async def test_the_running_bot_is_cross_signed_and_keeps_its_identity(
 
         assert world.bot is not None
         await world.bot.stop()
-        await world.bot.start()
+        await world.bot.start_ready()
         answer = await query_keys(synapse.url, chair.access_token, world.bot_user)
         assert check_chain(answer, world.bot_user, device_id) == master
         assert path.read_text() == saved

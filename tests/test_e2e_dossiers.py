@@ -101,8 +101,7 @@ async def test_privacy_canaries_are_refused_redacted_and_never_written(
     finally:
         await world.close()
     assert world.bot is not None
-    files = world.written_files() + [world.bot.log_path.parent.parent / f"bot-{i}.out"
-                                     for i in range(world.bot.starts)]
+    files = world.written_files() + world.bot.outputs()
     assert len(files) > 3
     for path in files:
         data = path.read_bytes()

@@ -88,14 +88,14 @@ async def test_bot_killed_keeps_its_device_and_answers_a_missed_command_exactly_
         world.bot.kill()
         chair = world.members["chair"]
         missed = await chair.send(world.rooms["operational"], "!members")
-        await world.bot.start()
+        await world.bot.start_ready()
         reply = await chair.reply_to(missed, world.bot_user, timeout=60)
         assert "Roster" in reply.body
         after = json.loads((world.base / "data" / "session.json").read_text())
         assert after["device_id"] == session["device_id"]
         # Once more: a second restart must not answer it again.
         await world.bot.stop()
-        await world.bot.start()
+        await world.bot.start_ready()
         await world.ask("chair", "operational", "!help")
         replies = [s for s in chair.seen if s.in_reply_to == missed]
         assert len(replies) == 1

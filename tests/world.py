@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import signal
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any
 from bot.homeserver import Homeserver
 from bot.member import MemberClient, Seen
 from tests.backends import create_pg_database, drop_pg_database, pg_url
+from tests.processes import LoggedProcess, livcr_run, toml_value
 
 PASSWORD = "correct-horse-battery-staple"
 _worlds = itertools.count(1)
@@ -30,69 +29,6 @@ ROSTER = (
 )
 
 
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
-
-
-@dataclass
-class BotProcess:
-    config_path: Path
-    data_dir: Path
-    env: dict[str, str]
-    proc: subprocess.Popen[bytes] | None = None
-    starts: int = 0
-
-    @property
-    def log_path(self) -> Path:
-        return self.data_dir / "livcr.log"
-
-    def _log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    async def start(self, timeout: float = 60) -> None:
-        before = self._log().count("first sync done")
-        out = (self.data_dir.parent / f"bot-{self.starts}.out").open("wb")
-        self.starts += 1
-        self.proc = subprocess.Popen(  # noqa: ASYNC220 (must be killable with SIGKILL)
-            [sys.executable, "-m", "bot.cli", "run", "-c", str(self.config_path)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=self.env,
-        )
-        deadline = asyncio.get_running_loop().time() + timeout
-        while self._log().count("first sync done") <= before:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the bot exited with {self.proc.returncode}: {self._log()}")
-            if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError("the bot did not become ready")
-            await asyncio.sleep(0.1)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    async def stop(self) -> int:
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            for _ in range(300):
-                if self.proc.poll() is not None:
-                    break
-                await asyncio.sleep(0.1)
-            else:
-                self.proc.kill()
-        return int(self.proc.wait())
-
-
 @dataclass
 class World:
     hs: Homeserver
@@ -100,7 +36,7 @@ class World:
     prefix: str
     members: dict[str, MemberClient] = field(default_factory=dict)
     rooms: dict[str, str] = field(default_factory=dict)
-    bot: BotProcess | None = None
+    bot: LoggedProcess | None = None
     bot_user: str = ""
     config_path: Path = field(init=False)
     #: SQLite in the world's data_dir; a PostgreSQL database of its own when the run has one.
@@ -185,9 +121,9 @@ class World:
             await self.add_member(name, join=False)
         if unencrypted_strategic:
             await self._replace_strategic_with_plain_room()
-        self.bot = BotProcess(self.config_path, self.base / "data", env)
+        self.bot = livcr_run(self.config_path, self.base / "data", env)
         if with_bot:
-            await self.bot.start()
+            await self.bot.start_ready()
         return self
 
     async def _replace_strategic_with_plain_room(self) -> None:
