@@ -35,6 +35,7 @@ from commands.base import (
     UsageError,
     Who,
 )
+from commands.help import help_data
 from commands.members import effective_member
 from commands.privacy import screen
 from storage.repositories import Repositories
@@ -278,13 +279,13 @@ class Dispatcher:
         try:
             parsed = parse(text)
         except ParseError as exc:
-            return [self._usage_reply(exc, None)]
+            return [self._usage_reply(exc, None, cell)]
         found = self.find(parsed.name, parsed.words, vocabulary(cell.language)[1])
         if found is None:
             if parsed.name in self.commands:
                 return [self._usage_reply(UsageError("error.unknown_subcommand",
                                                      name=parsed.name),
-                                          self.commands[parsed.name][0])]
+                                          self.commands[parsed.name][0], cell)]
             return [Reply("msg:error.unknown_command", {"name": parsed.name[:40]})]
         command, words = found
         if command.needs_ack and not repos.acks.has_acked(
@@ -317,7 +318,7 @@ class Dispatcher:
         except Refusal as exc:
             return [Reply(f"msg:{exc.key}", exc.data)]
         except UsageError as exc:
-            return [self._usage_reply(exc, command)]
+            return [self._usage_reply(exc, command, cell)]
 
     def _args(self, cell: Cell, command: Command, parsed: Parsed, words: tuple[str, ...]) -> Args:
         keys, _values = vocabulary(cell.language)
@@ -335,12 +336,13 @@ class Dispatcher:
             raise UsageError("error.extra_argument")
         return Args(positional=words, options=options)
 
-    def _usage_reply(self, exc: UsageError, command: Command | None) -> Reply:
+    def _usage_reply(self, exc: UsageError, command: Command | None, cell: Cell) -> Reply:
         return Reply(
             "usage_error",
             {
                 "error_key": exc.key,
                 "error_data": exc.data,
                 "help": command.help_template if command else None,
+                **help_data(cell, vocabulary(cell.language)[1]),
             },
         )

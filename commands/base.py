@@ -8,7 +8,7 @@ the handler returns :class:`Output` values, and ``bot/`` turns those into Matrix
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -177,6 +177,19 @@ class CommandContext:
         """An enumerated value typed in the cell language, as its English name."""
         lowered = value.strip().lower()
         return self.values.get(lowered, lowered)
+
+    def local_list(self, names: Iterable[str]) -> str:
+        """Configured values (indicators, trajectories) for a reply: localised, comma-separated."""
+        return local_list(names, self.values)
+
+
+def local_list(names: Iterable[str], values: Mapping[str, str]) -> str:
+    """English enumerated values as the cell language writes them (the first word of its
+    vocabulary for each; a cell's own words unchanged), comma-separated."""
+    local: dict[str, str] = {}
+    for word, name in values.items():
+        local.setdefault(name, word)
+    return ", ".join(local.get(name, name) for name in names)
 
 
 @dataclass(frozen=True)

@@ -120,7 +120,7 @@ def case_scenario(ctx: CommandContext, args: Args) -> Sequence[Output]:
     code = parse_code(args.positional[0])
     name = ctx.english(args.positional[1])
     if name not in ctx.cell.scenarios:
-        raise UsageError("case.bad_scenario", allowed=", ".join(ctx.cell.scenarios))
+        raise UsageError("case.bad_scenario", allowed=ctx.local_list(ctx.cell.scenarios))
     review_raw = args.get("review")
     if review_raw is None:
         review = timedelta(weeks=ctx.cell.scenarios[name])

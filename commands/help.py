@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from commands.base import Args, CommandContext, Output, Reply, Router, UsageError
+from bot.config import Cell
+from commands.base import (
+    Args,
+    CommandContext,
+    Output,
+    Reply,
+    Router,
+    UsageError,
+    local_list,
+)
 
 router = Router("help")
 
@@ -19,4 +28,11 @@ def help_(ctx: CommandContext, args: Args) -> Sequence[Output]:
     matches = {c.help_template for c in available if c.name == wanted}
     if not matches:
         raise UsageError("error.unknown_help_topic", name=wanted[:40])
-    return [Reply(f"help/{sorted(matches)[0]}", {})]
+    return [Reply(f"help/{sorted(matches)[0]}", help_data(ctx.cell, ctx.values))]
+
+
+def help_data(cell: Cell, values: Mapping[str, str]) -> dict[str, str]:
+    """What the help texts show of the cell's own configuration (also in usage errors): its
+    indicators and trajectories, not the defaults."""
+    return {"indicators": local_list(cell.indicators, values),
+            "scenarios": local_list(cell.scenarios, values)}

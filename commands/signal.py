@@ -44,14 +44,14 @@ def _indicators(ctx: CommandContext, raw: list[str]) -> list[str]:
     for item in raw:
         value = ctx.english(item)
         if value not in ctx.cell.indicators:
-            raise UsageError("signal.bad_indicator", allowed=", ".join(ctx.cell.indicators))
+            raise UsageError("signal.bad_indicator", allowed=ctx.local_list(ctx.cell.indicators))
         if value not in chosen:
             chosen.append(value)
     if len(chosen) < ctx.cell.min_indicators:
         raise UsageError(
             "signal.too_few_indicators",
             minimum=ctx.cell.min_indicators,
-            allowed=", ".join(ctx.cell.indicators),
+            allowed=ctx.local_list(ctx.cell.indicators),
         )
     return chosen
 

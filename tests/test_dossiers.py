@@ -229,3 +229,22 @@ def test_stats_at_the_strategic_table_show_counts_never_codes(
 
 def _bodies(outputs: Sequence[Output]) -> list[str]:
     return [o.template for o in outputs if isinstance(o, Reply)]
+
+
+def test_help_and_refusals_name_the_indicators_and_trajectories_the_cell_configured() -> None:
+    """A cell that configures its own lists sees those, not the defaults (spec §5)."""
+    config = make_config(language="nl", indicators=["online-hate", "isolation"],
+                         scenarios={"mentoring": 4, "sport-club": 8})
+    dispatcher = Dispatcher(config, scheduler=NullScheduler())
+    with memory_db() as db:
+        ack_all(db, config)
+        signal_help = say(dispatcher, db, "!help signal", sender=PARTNER)
+        assert "online-hate, isolement" in signal_help
+        assert "geweldverheerlijking" not in signal_help
+        case_help = say(dispatcher, db, "!help case", sender=CHAIR)
+        assert "begeleiding, sport-club" in case_help
+        assert "onderwijs" not in case_help
+        refused = say(dispatcher, db, "!signal fenomeen=HTF indicatoren=reisplannen getoetst=ja",
+                      sender=PARTNER)
+        assert "online-hate, isolement" in refused
+        assert count(db) == 0
