@@ -40,6 +40,30 @@ class RoomRef:
     table: Table
 
 
+def is_reply(item: OutboxItem) -> bool:
+    """Answers a member's Matrix event (ids start with ``$``), not a job or the cadence."""
+    return item.source_event_id.startswith("$")
+
+
+def send_order(items: Sequence[OutboxItem]) -> list[OutboxItem]:
+    """Replies to members first, but never ahead of an earlier item for the same room.
+
+    A first start with many open dossiers announces hundreds of meetings at once; a command
+    sent meanwhile must not wait minutes behind them. Within a room nothing changes order (a
+    poll's start before its end, an announcement before the reply that refers to it).
+    """
+    first: list[OutboxItem] = []
+    later: list[OutboxItem] = []
+    waiting_rooms: set[str] = set()
+    for item in items:
+        if is_reply(item) and item.room_id not in waiting_rooms:
+            first.append(item)
+        else:
+            later.append(item)
+            waiting_rooms.add(item.room_id)
+    return first + later
+
+
 class Core:
     """Config, database and dispatcher; knows which room belongs to which table."""
 
@@ -251,8 +275,9 @@ class Core:
             repos.events.mark_processed(event_id, room_id, now)
 
     def pending(self) -> list[OutboxItem]:
+        """The outbox in the order to send it (see :func:`send_order`)."""
         with self.db.reading() as repos:
-            return repos.events.pending()
+            return send_order(repos.events.pending())
 
     def sent(self, item: OutboxItem) -> None:
         with self.db.unit_of_work() as repos:

@@ -44,7 +44,7 @@ from nio import (
 )
 from nio.crypto.attachments import encrypt_attachment
 
-from bot.app import Core
+from bot.app import Core, is_reply
 from bot.cross_signing import ensure_cross_signing
 from bot.dispatcher import where
 from bot.wire import POLL_END, POLL_RESPONSE, POLL_START
@@ -467,7 +467,7 @@ class MatrixBot:
     def _flush_soon(self) -> None:
         """Send the reply just decided in the background, while the next command of the same
         sync is decided (ten members sending at once do not wait for each other's turns).
-        The flush at the end of each sync still waits for everything to be sent."""
+        The flush at the end of each sync waits until the replies are sent."""
         self._flush_wanted = True
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_while_wanted())
@@ -480,7 +480,11 @@ class MatrixBot:
             except Exception as exc:  # the end-of-sync flush tries again
                 log.warning("sending replies failed with %s at %s", type(exc).__name__,
                             where(exc))
+                self._flush_wanted = False
                 return
+
+    def _flusher_running(self) -> bool:
+        return self._flusher is not None and not self._flusher.done()
 
     async def _flush_outbox(self) -> None:
         """Send pending replies in order; stop at the first that cannot go yet.
@@ -508,6 +512,8 @@ class MatrixBot:
         for item in await asyncio.to_thread(self.core.pending):
             if self._stop.is_set():
                 return
+            if self._flush_wanted and self._flusher_running() and not is_reply(item):
+                return  # a member's new reply goes first; the flusher sends the rest after it
             try:
                 ok = await self._send(item)
             except Exception as exc:

@@ -12,9 +12,10 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
+from bot.app import send_order
 from commands.dossiers import FINAL, OPEN, Status
 from storage.db import Database, make_engine
-from storage.repositories import RosterChange
+from storage.repositories import OutboxItem, RosterChange
 from tests.backends import backend_params, database_url
 
 CELL = "livc-r-voorbeeldstad"
@@ -329,3 +330,34 @@ def test_a_reading_unit_sees_the_last_commit_without_waiting_for_a_writer(
                 assert len(repos.events.pending()) == 2
         finally:
             db.dispose()
+
+
+def _item(id_: int, source: str, room: str, kind: str = "message") -> OutboxItem:
+    return OutboxItem(id=id_, source_event_id=source, seq=0, room_id=room, event_type=kind,
+                      content={}, purpose="")
+
+
+def test_replies_to_members_go_before_a_backlog_of_announcements_but_never_jump_their_room(
+) -> None:
+    """Hundreds of start-up announcements must not keep a member's reply waiting, yet nothing
+    overtakes an earlier item for the same room (a poll's start stays before its end)."""
+    backlog = [_item(i, f"recompute:{i}", f"!room{i}:x") for i in range(1, 301)]
+    items = [
+        *backlog[:150],
+        _item(400, "job:meeting-start", "!busy:x", "poll_start"),
+        _item(401, "$ballot", "!busy:x", "poll_end"),      # must stay after its start
+        _item(402, "$case-list", "!quiet:x"),                # jumps the backlog
+        *backlog[150:],
+        _item(403, "$help", "!room7:x"),                     # room7 has an announcement first
+        _item(404, "$members", "!quiet:x"),
+    ]
+    ordered = send_order(items)
+    assert sorted(i.id for i in ordered) == sorted(i.id for i in items)  # nothing lost
+    assert [i.id for i in ordered[:2]] == [402, 404]
+    position = {item.id: n for n, item in enumerate(ordered)}
+    for room in {i.room_id for i in items}:
+        in_room = [i.id for i in items if i.room_id == room]
+        assert sorted(in_room, key=position.__getitem__) == in_room, room
+    assert position[400] < position[401]
+    assert position[7] < position[403]
+    assert send_order([]) == []
