@@ -143,6 +143,8 @@ class MatrixBot:
     #: The background flush that sends replies while the next command of a sync is decided.
     _flusher: asyncio.Task[None] | None = None
     _flush_wanted: bool = False
+    #: A flush stopped at an item that could not go yet: the next sync tries again.
+    _stalled: bool = False
 
     def __post_init__(self) -> None:
         cfg = self.core.config.matrix
@@ -286,10 +288,11 @@ class MatrixBot:
                 self.ready.set()
                 log.info("first sync done; %d table rooms", len(self.core.rooms))
                 # The scheduler first (its jobs are part of being ready), then whatever the
-                # outbox holds (replies from before a restart, start-up announcements).
+                # outbox holds (replies from before a restart, start-up announcements) goes
+                # out in the background: the sync loop goes on receiving commands.
                 if self.on_first_sync is not None:
                     await self.on_first_sync()
-                await self._flush_outbox()
+                self.flush_soon()
         if self._flusher is not None:
             with contextlib.suppress(Exception):
                 await self._flusher
@@ -328,6 +331,7 @@ class MatrixBot:
 
     async def _after_sync(self, response: SyncResponse, since: str | None) -> None:
         await self._keys()
+        worked = False
         for room_id in response.rooms.invite:
             if room_id in self.core.rooms:
                 await self.client.join(room_id)
@@ -346,9 +350,16 @@ class MatrixBot:
                 log.info("a limited sync left %d events out; fetched them", len(missed))
                 events = missed + events
             for event in events:
+                if getattr(event, "sender", None) != self.client.user_id:
+                    worked = True
                 await self._on_event(room_id, event)
-        await self._retry_held()
-        await self._flush_outbox()
+        if await self._retry_held() or worked or self._stalled:
+            # Whatever those events decided goes out in the background, and an item that
+            # could not go yet is tried again (a new direct room is usable after a sync);
+            # the sync loop never waits for a flush (at start it may be sending hundreds
+            # of announcements).
+            self._stalled = False
+            self.flush_soon()
 
     async def _on_event(self, room_id: str, event: Any) -> None:
         if getattr(event, "sender", None) == self.client.user_id:
@@ -399,13 +410,13 @@ class MatrixBot:
             thread_root=thread_root,
         )
         await asyncio.to_thread(self.core.handle, incoming)
-        self._flush_soon()
+        self.flush_soon()
 
     async def _on_poll_response(self, room_id: str, event: UnknownEvent) -> None:
         await asyncio.to_thread(
             self.core.poll_response, room_id, event.sender, event.event_id, event.source
         )
-        self._flush_soon()
+        self.flush_soon()
 
     def _save_held(self) -> None:
         data = [
@@ -434,7 +445,8 @@ class MatrixBot:
             code = event.source.get("content", {}).get("code", "unknown")
             log.warning("a sender withheld a room key from the bot (reason code %s)", code)
 
-    async def _retry_held(self) -> None:
+    async def _retry_held(self) -> bool:
+        """Held events whose key arrived are handled; True when anything changed."""
         now = time.time()
         changed = False
         for event_id, held in list(self.held.items()):
@@ -458,16 +470,15 @@ class MatrixBot:
                 changed = True
         if changed:
             self._save_held()
+        return changed
 
     # ---- sending --------------------------------------------------------------------
-    async def flush(self) -> None:
-        """Send the outbox now (after a job decided something), never concurrently."""
-        await self._flush_outbox()
-
-    def _flush_soon(self) -> None:
-        """Send the reply just decided in the background, while the next command of the same
-        sync is decided (ten members sending at once do not wait for each other's turns).
-        The flush at the end of each sync waits until the replies are sent."""
+    def flush_soon(self) -> None:
+        """Send the outbox in the background: a reply just decided while the next command of
+        the same sync is decided (ten members at once do not wait for each other's turns),
+        what a job decided, the start-up announcements. One flush at a time; a flush asked
+        for while one runs makes it run again, replies to members first (a backlog of
+        announcements yields to them). The sync loop never waits for a flush."""
         self._flush_wanted = True
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_while_wanted())
@@ -481,10 +492,8 @@ class MatrixBot:
                 log.warning("sending replies failed with %s at %s", type(exc).__name__,
                             where(exc))
                 self._flush_wanted = False
+                self._stalled = True
                 return
-
-    def _flusher_running(self) -> bool:
-        return self._flusher is not None and not self._flusher.done()
 
     async def _flush_outbox(self) -> None:
         """Send pending replies in order; stop at the first that cannot go yet.
@@ -507,13 +516,14 @@ class MatrixBot:
                     await asyncio.to_thread(self.core.sent_many, done)
 
     async def _send_pending(self, done: list[OutboxItem]) -> None:
-        """Send the outbox in order; what went out is appended to ``done``. A stop request
-        ends a long flush (thousands of start-up announcements) between two items."""
+        """Send the outbox in order (``Core.pending``: replies to members first); what went
+        out is appended to ``done``. A stop request ends a long flush (thousands of start-up
+        announcements) between two items."""
         for item in await asyncio.to_thread(self.core.pending):
             if self._stop.is_set():
                 return
-            if self._flush_wanted and self._flusher_running() and not is_reply(item):
-                return  # a member's new reply goes first; the flusher sends the rest after it
+            if self._flush_wanted and not is_reply(item):
+                return  # a member's new reply goes first; this flush runs again after it
             try:
                 ok = await self._send(item)
             except Exception as exc:
@@ -523,6 +533,7 @@ class MatrixBot:
                 tries = self._attempts.get(item.id, 0) + 1
                 self._attempts[item.id] = tries
                 if tries < GIVE_UP_ATTEMPTS:
+                    self._stalled = True
                     return
                 log.error("giving up on a reply to %s after %d attempts", item.room_id,
                           tries)

@@ -60,12 +60,12 @@ class Service:
         self.scheduler.start()
         log.info("scheduler started with %d jobs", len(self.scheduler.get_jobs()))
         # Start-up announcements (a first start with open dossiers plans a meeting per
-        # table) go out after the jobs run, not before.
-        await self.flush()
+        # table) go out after the jobs run, not before: the sync loop sends them in the
+        # background once this returns.
 
     async def flush(self) -> None:
-        """Send what jobs put in the outbox now, not after the next sync."""
-        await self.bot.flush()
+        """Send what jobs put in the outbox now (in the background), not after the next sync."""
+        self.bot.flush_soon()
 
     async def _daily(self) -> None:
         removed = purge_now(self.config, self.db)
