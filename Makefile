@@ -30,7 +30,7 @@ test-pg: $(STAMP)
 fuzz: $(STAMP)
 	LIVCR_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzz.py
 
-# The benchmarks of spec §12 at full size (about an hour on 2 cores; README "Performance").
+# The benchmarks of spec §12 at full size (about 21 minutes on 2 cores; README "Performance").
 bench: $(STAMP)
 	$(BIN)/python bench/cadence.py
 	$(BIN)/python bench/latency.py
