@@ -279,10 +279,6 @@ class Core:
         with self.db.reading() as repos:
             return send_order(repos.events.pending())
 
-    def sent(self, item: OutboxItem) -> None:
-        with self.db.unit_of_work() as repos:
-            repos.events.sent(item.id)
-
     def sent_many(self, items: Sequence[OutboxItem]) -> None:
         """Items the homeserver has: out of the outbox, in one transaction."""
         with self.db.unit_of_work() as repos:

@@ -488,7 +488,7 @@ class MatrixBot:
             self._flush_wanted = False
             try:
                 await self._flush_outbox()
-            except Exception as exc:  # the end-of-sync flush tries again
+            except Exception as exc:  # the next sync tries again (_stalled)
                 log.warning("sending replies failed with %s at %s", type(exc).__name__,
                             where(exc))
                 self._flush_wanted = False
