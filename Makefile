@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-pg lint fuzz bench bench-smoke clean venv
+.PHONY: demo test test-pg test-dates lint fuzz bench bench-smoke clean venv
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -26,6 +26,12 @@ test: $(STAMP)
 # Debian's packages when missing and run as root): see scripts/pg-test-server.
 test-pg: $(STAMP)
 	bash scripts/pg-test-server run $(BIN)/python -m pytest -q -p no:cacheprovider -rs
+
+# The unit and handler tests and `livcr demo --once` on simulated dates (DST nights, New Year's
+# Eve, a leap day, public holidays, a Tuesday at the meeting hour); any date:
+# scripts/test-dates 2027-05-04T10:00:00+02:00
+test-dates: $(STAMP)
+	BIN=$(BIN) bash scripts/test-dates
 
 fuzz: $(STAMP)
 	LIVCR_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzz.py

@@ -31,7 +31,7 @@ JobFn = Callable[[Repositories, SchedulerPort, datetime], Sequence[Output]]
 
 
 def system_clock() -> datetime:
-    return datetime.now(UTC)
+    return datetime.now(UTC)  # the wall clock: read here and nowhere else in the bot
 
 
 @dataclass(frozen=True)

@@ -14,18 +14,20 @@ import signal
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from icalendar import Calendar
 
+from bot.app import Core
 from bot.config import load_config
 from bot.homeserver import Homeserver, free_port
 from bot.member import MemberClient, Seen
 from bot.rooms import setup_rooms
 from bot.service import Service
+from commands.base import Table
 from commands.cadence import next_working_day
+from storage.meetings import PLANNED
 
 PASSWORD = "livcr-demo-2026"
 SERVER = "livcr.demo"
@@ -89,10 +91,23 @@ def with_file(check: Contains) -> Contains:
     return Contains(check.needles, file=True)
 
 
-def next_week() -> str:
-    """A working day a week from today in the demo cell's zone (for ``meeting schedule``)."""
-    day = (datetime.now(ZoneInfo("Europe/Brussels")) + timedelta(days=7)).date()
-    return next_working_day(day).isoformat()
+#: The scenario's placeholder for the extra meeting's date, filled when that step is played.
+EXTRA_MEETING = "extra_meeting"
+
+
+def free_day(core: Core, table: Table = Table.OPERATIONAL) -> date:
+    """The first working day at least a week after today (by the bot's clock, in the cell's
+    zone) on which the table has no meeting planned: the extra meeting the chair schedules
+    can never fall on a cadence meeting, whatever the day of the week and the cadence."""
+    cell = core.config.cells[0]
+    day = core.clock().astimezone(cell.tz).date() + timedelta(days=7)
+    with core.db.reading() as repos:
+        taken = {m.starts_at.astimezone(cell.tz).date()
+                 for m in repos.meetings.of_table(cell.id, table.value, [PLANNED])}
+    day = next_working_day(day)
+    while day in taken:
+        day = next_working_day(day + timedelta(days=1))
+    return day
 
 
 def scenario() -> list[Step]:
@@ -142,7 +157,7 @@ def scenario() -> list[Step]:
              also=True),
         Step("tom.maes", "operational", "!meeting", contains("Ritme: wekelijks"),
              "the next meeting, the cadence and why"),
-        Step("an.peeters", "operational", f"!meeting schedule {next_week()} 10:00",
+        Step("an.peeters", "operational", f"!meeting schedule {{{EXTRA_MEETING}}} 10:00",
              with_file(contains("Vergadering gepland", "10:00")),
              "the chair plans an extra meeting; its invitation (.ics) is an encrypted file",
              also=True),
@@ -372,6 +387,9 @@ async def run_demo(base: Path, once: bool = False) -> int:
         displays = {n: d for n, d, *_ in ROSTER} | {OUTSIDER[0]: OUTSIDER[1]}
         print("\n=== LIVC-R Voorbeeldstad — transcript as a member sees it ===\n")
         for step in steps:
+            if f"{{{EXTRA_MEETING}}}" in step.say:
+                day = await asyncio.to_thread(free_day, service.core)
+                found[EXTRA_MEETING] = day.isoformat()
             await _play(step, clients, rooms, bot, found)
             mark = "ok " if step.ok else "FAIL"
             print(f"[{mark}] #{step.table:<11} {displays[step.who]}: {step.say}")

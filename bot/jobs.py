@@ -8,6 +8,12 @@ after each change only the changed tables' jobs are. A job runs its decision thr
 exactly once) and then asks the Matrix side to send the outbox.
 
 The APScheduler instance belongs to :class:`bot.service.Service`; this class only fills it.
+
+Time: every decision (what is due, what was missed, which day it is) reads the core's injected
+clock. APScheduler's own timer runs on the wall clock, so a job due at clock time ``t`` is
+handed to it as "now + (t - clock now)" (:meth:`Jobs.timer_at`): in production the two clocks
+are the same; in a test whose clock is fixed on another date, a job that is due by that clock
+runs at once and one that is not stays in the future, whatever today's real date is.
 """
 
 from __future__ import annotations
@@ -15,13 +21,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import datetime, time, timedelta
 
 from apscheduler.schedulers.base import BaseScheduler
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 
-from bot.app import Core
+from bot.app import Clock, Core, system_clock
 from commands import planning
 from commands.base import Output, SchedulerPort, Table
 from storage.repositories import Repositories
@@ -42,9 +47,12 @@ class Jobs:
     """Derives, runs and re-derives the table jobs of one :class:`Core`."""
 
     def __init__(self, core: Core, scheduler: BaseScheduler, dirty: set[tuple[str, Table]],
-                 flush: Flush = _no_flush) -> None:
+                 flush: Flush = _no_flush, timer_clock: Clock = system_clock) -> None:
         self.core = core
         self.scheduler = scheduler
+        #: The clock APScheduler's timer runs on (the wall clock); only :meth:`timer_at`
+        #: reads it, to translate the core's clock into the scheduler's.
+        self.timer_clock = timer_clock
         self.dirty = dirty
         self.flush = flush
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -60,15 +68,31 @@ class Jobs:
         await self.sync(None)
         for cell in self.core.config.cells:
             if Table.OPERATIONAL in cell.tables:
-                self.scheduler.add_job(
-                    self.evaluation, CronTrigger(hour=EVALUATION_HOUR, minute=0,
-                                                 timezone=cell.tz),
-                    args=[cell.id], id=f"evaluation|{cell.id}", replace_existing=True,
-                    misfire_grace_time=None, coalesce=True,
-                )
                 await self.evaluation(cell.id, flush=False)
         if flush:
             await self.flush()
+
+    def timer_at(self, at: datetime) -> datetime:
+        """The scheduler's (wall-clock) time at which the core's clock reads ``at``."""
+        return self.timer_clock() + (at - self.core.clock())
+
+    def next_evaluation(self, cell_id: str) -> datetime:
+        """The next :data:`EVALUATION_HOUR` in the cell's zone after the core's clock."""
+        tz = self.core.config.cell(cell_id).tz
+        now = self.core.clock().astimezone(tz)
+        day = now.date()
+        while True:
+            at = datetime.combine(day, time(EVALUATION_HOUR), tz)
+            if at > now:
+                return at
+            day += timedelta(days=1)
+
+    def _plan_evaluation(self, cell_id: str) -> None:
+        self.scheduler.add_job(
+            self.evaluation, DateTrigger(self.timer_at(self.next_evaluation(cell_id))),
+            args=[cell_id], id=f"evaluation|{cell_id}", replace_existing=True,
+            misfire_grace_time=None, coalesce=True,
+        )
 
     async def daily(self) -> None:
         """Daily: every table recomputed and every job derived again (belt and braces)."""
@@ -111,12 +135,11 @@ class Jobs:
             now = self.core.clock()
             for spec in plan.jobs:
                 existing = self.scheduler.get_job(spec.job_id)
-                if existing is not None and (
-                    spec.run_at <= now or getattr(existing, "next_run_time", None) == spec.run_at
-                ):
+                if existing is not None and (spec.run_at <= now or existing.args == (spec,)):
                     continue  # already there (a due job is about to run)
                 self.scheduler.add_job(
-                    self.run, DateTrigger(spec.run_at if spec.run_at > now else None),
+                    self.run, DateTrigger(self.timer_at(spec.run_at) if spec.run_at > now
+                                          else None),
                     args=[spec], id=spec.job_id, replace_existing=True, misfire_grace_time=None,
                     coalesce=True,
                 )
@@ -152,8 +175,10 @@ class Jobs:
         await self.flush()
 
     async def evaluation(self, cell_id: str, flush: bool = True) -> None:
-        """Once a day per cell: evaluation dates reached put dossiers on the agenda."""
+        """Once a day per cell: evaluation dates reached put dossiers on the agenda; then the
+        next day's check is planned."""
         cell = self.core.config.cell(cell_id)
+        self._plan_evaluation(cell_id)
         day = self.core.clock().astimezone(cell.tz).date()
 
         def check(repos: Repositories, port: SchedulerPort, now: datetime) -> list[Output]:

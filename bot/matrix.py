@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import random
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -121,7 +120,7 @@ class Held:
 
     event: MegolmEvent
     room_id: str
-    since: float  # wall-clock seconds
+    since: float  # seconds since the epoch, by the core's clock
     warned: bool = False
 
 
@@ -368,7 +367,7 @@ class MatrixBot:
             if event.event_id not in self.held and not await asyncio.to_thread(
                 self.core.is_processed, event.event_id
             ):
-                self.held[event.event_id] = Held(event, room_id, time.time())
+                self.held[event.event_id] = Held(event, room_id, self.core.clock().timestamp())
                 self._save_held()
                 log.info("holding an undecryptable event until its room key arrives")
                 try:
@@ -447,7 +446,7 @@ class MatrixBot:
 
     async def _retry_held(self) -> bool:
         """Held events whose key arrived are handled; True when anything changed."""
-        now = time.time()
+        now = self.core.clock().timestamp()
         changed = False
         for event_id, held in list(self.held.items()):
             try:

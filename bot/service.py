@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -51,7 +51,7 @@ class Service:
             self._daily,
             "interval",
             hours=24,
-            next_run_time=datetime.now(UTC),
+            next_run_time=self.jobs.timer_at(self.core.clock()),
             id="daily-maintenance",
             replace_existing=True,
             misfire_grace_time=3600,
@@ -68,7 +68,7 @@ class Service:
         self.bot.flush_soon()
 
     async def _daily(self) -> None:
-        removed = purge_now(self.config, self.db)
+        removed = purge_now(self.config, self.db, clock=self.core.clock)
         forgotten = self.core.forget_old_events()
         log.info("daily maintenance: %d dossiers purged, %d event ids forgotten", removed,
                  forgotten)
@@ -87,7 +87,7 @@ class Service:
             self.db.dispose()
 
 
-def purge_now(config: Config, db: Database | None = None) -> int:
+def purge_now(config: Config, db: Database | None = None, clock: Clock = system_clock) -> int:
     """Apply ``retention_days_after_close`` to every cell; return dossiers reduced."""
     from commands.dossiers import apply_retention
 
@@ -99,14 +99,14 @@ def purge_now(config: Config, db: Database | None = None) -> int:
         total = 0
         with database.unit_of_work() as repos:
             for cell in config.cells:
-                total += apply_retention(cell, repos, datetime.now(UTC))
+                total += apply_retention(cell, repos, clock())
         return total
     finally:
         if own:
             database.dispose()
 
 
-def table_status(config: Config) -> list[str]:
+def table_status(config: Config, clock: Clock = system_clock) -> list[str]:
     """Per table: counts only, never codes."""
     from commands.dossiers import status_lines
 
@@ -116,7 +116,7 @@ def table_status(config: Config) -> list[str]:
         with database.unit_of_work() as repos:
             lines: list[str] = []
             for cell in config.cells:
-                lines.extend(status_lines(cell, repos, datetime.now(UTC)))
+                lines.extend(status_lines(cell, repos, clock()))
             return lines
     finally:
         database.dispose()

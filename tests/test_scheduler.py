@@ -290,3 +290,26 @@ async def test_a_reminder_missed_while_down_fires_once_after_start_and_not_after
             service.scheduler.shutdown(wait=False)
             service.db.dispose()
 
+
+
+@pytest.mark.parametrize("wall_offset", [timedelta(days=-5 * 365), timedelta(0),
+                                         timedelta(days=5 * 365)])
+async def test_job_times_follow_the_injected_clock_whatever_the_wall_clock_says(
+    h: Harness, wall_offset: timedelta,
+) -> None:
+    """The scheduler's timer runs on the wall clock; each job is handed to it at the moment
+    the wall clock will reach when the injected clock reaches the job's time, so what is due
+    (and what is not) is the same on any real date (issue 12)."""
+    h.signal()
+    wall = T0 + wall_offset
+    jobs = Jobs(h.core, AsyncIOScheduler(timezone=UTC), set(), timer_clock=lambda: wall)
+    await jobs.sync(None)
+    await jobs.evaluation(CELL, flush=False)
+    by_id = {j.id: j for j in jobs.scheduler.get_jobs()}
+    plan = {s.job_id: s for s in h.core.job_plan().jobs}
+    assert plan
+    for job_id, spec in plan.items():
+        assert by_id[job_id].trigger.run_date == wall + (spec.run_at - T0), job_id
+    # The daily evaluation check: the next 07:00 in Brussels after the injected clock.
+    evaluation = by_id[f"evaluation|{CELL}"].trigger.run_date
+    assert evaluation == wall + (datetime(2026, 11, 25, 6, tzinfo=UTC) - T0)
