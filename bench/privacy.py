@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from commands.privacy import Finding, screen  # noqa: E402
+from commands.privacy import Finding, screen
 
 CORPORA = Path(__file__).resolve().parent / "corpora"
 

@@ -98,7 +98,8 @@ _NL_NOT_STREETS = frozenset(
         "onderweg", "halfweg", "halverweg", "omweg", "uitweg", "terugweg", "heenweg", "snelweg",
         "loopbaan", "arbeidsmarkt", "woningmarkt", "huurmarkt", "drugsmarkt", "jobmarkt",
         "zwartemarkt", "speelplein", "schoolplein", "opsteeg", "invest", "werkplaats",
-        "woonplaats", "standplaats", "verblijfplaats", "geboorteplaats", "plaats", "ontmoetingsplaats",
+        "woonplaats", "standplaats", "verblijfplaats", "geboorteplaats", "plaats",
+        "ontmoetingsplaats",
         "parkeerplaats", "stageplaats", "werkveld", "speelveld", "sportveld", "voetbalveld",
         "jeugdpark", "sportpark", "pretpark", "wagenpark", "hof", "gerechtshof", "binnenhof",
         "hoek", "invalshoek", "uithoek", "oogpunt", "pad", "fietspad", "wandelpad", "dok",
@@ -207,8 +208,8 @@ _RESIDENCE_RE = re.compile(
 )
 # "op de Meir nr 40", "Grand-Place n° 7": a number marked as a house number after a name
 _MARKED_NUMBER_RE = re.compile(
-    rf"(?<![\w\-'])(?P<name>(?-i:[A-ZÀ-Þ])[\w'\-]+)[ ]?,?[ ]?(?i:nr|n°|nummer|huisnummer)\.?"
-    rf"\s?[1-9][0-9]{{0,3}}(?![0-9.,:])"
+    r"(?<![\w\-'])(?P<name>(?-i:[A-ZÀ-Þ])[\w'\-]+)[ ]?,?[ ]?(?i:nr|n°|nummer|huisnummer)\.?"
+    r"\s?[1-9][0-9]{0,3}(?![0-9.,:])"
 )
 _NOT_PLACES = frozenset(
     {

@@ -53,22 +53,25 @@ _HANDLE_WORD_RE = re.compile(r"@?(?=[\w.]*[^\W\d_])(?=[\w.]*(?:[0-9_]|[^\W_]\.[^
 # Ordinals, ages and times are not handles ("insta sinds het 2de middelbaar", "snap 14u30").
 _NOT_HANDLE_WORD_RE = re.compile(r"[0-9]+[^\W\d_]{0,4}|[0-9]+[uh:.][0-9]+", re.IGNORECASE)
 # After the platform: up to three label or filler words ("-account", "naam", "jongere:",
-# "c'est", "is", "username"), then the handle.
-_AFTER_PLATFORM_RE = re.compile(
-    r"[\s\-]*(?:[:=]\s*|(?:[\w']+[:=]?\s+){0,3}?)(?P<handle>@?[\w.]{3,30}(?<![.]))(?![\w@])",
-)
+# "c'est", "is", "username"), then the handle; a clause ends the search.
+_CLAUSE_END_RE = re.compile(r"[;!?\n(]|[.,](?:\s|$)")
+_TOKEN_STRIP = ":=,;\"'()-"
 
 
 def _labelled_handle(text: str) -> bool:
     for platform in _PLATFORM_RE.finditer(text):
-        candidate = _AFTER_PLATFORM_RE.match(text, platform.end())
-        if candidate is None:
-            continue
-        handle = candidate.group("handle")
-        if not any(c.isalpha() for c in handle) or _NOT_HANDLE_WORD_RE.fullmatch(handle):
-            continue
-        if handle.startswith("@") or _HANDLE_WORD_RE.fullmatch(handle):
-            return True
+        after = text[platform.end() : platform.end() + 60]
+        clause_end = _CLAUSE_END_RE.search(after)
+        if clause_end is not None:
+            after = after[: clause_end.start()]
+        for token in after.replace("-", " ").split()[:4]:
+            handle = token.strip(_TOKEN_STRIP).rstrip(".")
+            if len(handle) < 3 or not any(c.isalpha() for c in handle):
+                continue
+            if _NOT_HANDLE_WORD_RE.fullmatch(handle):
+                continue
+            if handle.startswith("@") or _HANDLE_WORD_RE.fullmatch(handle):
+                return True
     return False
 
 

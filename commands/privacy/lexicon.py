@@ -8,15 +8,22 @@ itself: its pipeline takes about a minute and over 1 GB to build its lookup stru
 refuses ordinary text far too often (see ``bench/privacy.py`` and the package notes).
 
 Loaded once, at import: a missing ``deduce`` is an installation error and shows at start-up,
-not as silently weaker screening. Entries are case-folded.
+not as silently weaker screening. Entries are folded with :func:`fold`.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import unicodedata
 from pathlib import Path
 
-__all__ = ["COMMON_WORDS", "FIRST_NAMES", "SURNAMES"]
+__all__ = ["COMMON_WORDS", "FIRST_NAMES", "SURNAMES", "fold"]
+
+
+def fold(word: str) -> str:
+    """The word case-folded and without accents, as the lexicon stores it ("Théo" → "theo")."""
+    decomposed = unicodedata.normalize("NFKD", word.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def _lookup_dir() -> Path:
@@ -30,7 +37,7 @@ def _read(path: Path) -> set[str]:
     if not path.exists():
         return set()
     with path.open(encoding="utf-8") as lines:
-        return {line.strip().casefold() for line in lines if line.strip()}
+        return {fold(line.strip()) for line in lines if line.strip()}
 
 
 def _load(folder: Path) -> frozenset[str]:

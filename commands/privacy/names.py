@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterator
 
 from .finding import Finding
-from .lexicon import COMMON_WORDS, FIRST_NAMES, SURNAMES
+from .lexicon import COMMON_WORDS, FIRST_NAMES, SURNAMES, fold
 from .vocabulary import NOT_NAMES, ROLE_STEMS, ROLE_WORDS, SCHOOL_SUBJECTS
 
 __all__ = ["person_names"]
@@ -30,7 +30,11 @@ _PARTICLES = (
 )
 _PARTICLE_SET = frozenset(_PARTICLES.replace("'", "").split("|")) | {"d'", "l'", "'t"}
 _NAME_WORD = r"[^\W\d_][\w'\-]*"
-_NAME = rf"(?P<particles>(?:(?i:{_PARTICLES})\s*(?<=['])|(?i:{_PARTICLES})\s+){{0,3}})(?P<name>{_NAME_WORD})"
+# Up to three particles ("van den", "el", "d'") before the name itself.
+_NAME = (
+    rf"(?P<particles>(?:(?i:{_PARTICLES})\s*(?<=['])|(?i:{_PARTICLES})\s+){{0,3}})"
+    rf"(?P<name>{_NAME_WORD})"
+)
 _TITLE_RE = re.compile(
     r"(?<![\w.])(?P<title>"
     # case-insensitive titles
@@ -42,7 +46,7 @@ _TITLE_RE = re.compile(
     rf")(?:\.\s*|\s+){_NAME}"
 )
 _INTRODUCER_RE = re.compile(
-    r"(?<!\w)(?P<intro>"
+    r"(?P<intro>(?<!\w)"
     r"(?i:genaamd|genoemd|geheten|bijgenaamd|heet|heten|met\s+(?:de|als)\s+naam"
     r"|roepnaam|bijnaam|alias|a\.?k\.?a\.?|nommée?|surnommée?|appelée?|prénommée?|s'appell?e"
     r"|called|named|nicknamed|known\s+as|(?:zijn|haar|son|his|her)\s+(?:naam|nom|name)\s+"
@@ -50,9 +54,9 @@ _INTRODUCER_RE = re.compile(
     r"|(?:(?:voor|achter|familie|roep)?naam|(?:pré)?nom|nom\s+de\s+famille|(?:first|last|sur)?"
     r"\s?name)\s*[:=]"
     r"|(?:jeune|garçon|gamin|gamine|fille|homme|femme|individu|mineure?|personne|frère|sœur"
-    r"|soeur|cousine?|amie?|copain|copine)\s+dite?"
-    r"|,\s*dite?)"
-    r")[\s:\"']*" + _NAME
+    r"|soeur|cousine?|amie?|copain|copine)\s+dite?)"
+    r"|,\s*(?i:dite?|alias|a\.?k\.?a\.?|genaamd|genoemd|bijgenaamd|surnommée?))"
+    r"(?!\w)[\s:\"']*" + _NAME
 )
 _RELATIONS_NL = (
     r"zoon|zoontje|dochter|broer|broertje|zus|zusje|zuster|vader|moeder|oom|tante|neef|nicht"
@@ -92,6 +96,10 @@ _AGE_AFTER_RE = re.compile(
     r"\s*(?:\(\s*[0-9]{1,2}\s*(?:j|jr|jaar|ans?|y|yrs?|years?)?\.?\s*\)|,\s*[0-9]{1,2}\s*(?:j|jaar|ans|years?)\b)",
     re.IGNORECASE,
 )
+_WITH_NAME_RE = re.compile(
+    r"(?<!\w)(?i:met|samen\s+met|avec|with|bij|chez|tussen|entre|between)\s+"
+    r"(?P<name>(?-i:[A-ZÀ-ÖØ-Þ])[\w'\-]*)(?![\w'\-])(?!\s+(?-i:[A-ZÀ-ÖØ-Þ]))"
+)
 # "a appelé le CPAS", "the school called the police": phoning, not naming.
 _PHONING_BEFORE_RE = re.compile(
     r"(?<!\w)(?:a|ont|avait|had|has|have|we|they|school|mother|father|police|\w+\s+has)\s*$",
@@ -130,9 +138,12 @@ def _not_a_name(word: str) -> bool:
     )
 
 
-def _known_name(word: str) -> bool:
-    lower = word.casefold()
-    return (lower in FIRST_NAMES or lower in SURNAMES) and lower not in COMMON_WORDS
+def _known_name(word: str, *, common_too: bool = False) -> bool:
+    """Whether the lexicon knows word as a name (and, unless common_too, as no common word)."""
+    folded = fold(word)
+    return (folded in FIRST_NAMES or folded in SURNAMES) and (
+        common_too or folded not in COMMON_WORDS
+    )
 
 
 def _after_title(match: re.Match[str]) -> bool:
@@ -144,15 +155,15 @@ def _after_title(match: re.Match[str]) -> bool:
         return False  # "de juf Nederlands": a teacher by subject
     if name[0].isupper():
         return True
-    # In lower case ("mevr. demir", "mme el amrani"): a surname particle before it, or a word
-    # the lexicon knows as a name and that is not a common word.
-    return bool(match.group("particles").strip()) or _known_name(name)
+    # In lower case ("mevr. demir", "mme el amrani", "mevrouw de wolf"): a word the lexicon
+    # knows as a name; after a surname particle even when it is also a common word.
+    return _known_name(name, common_too=bool(match.group("particles").strip()))
 
 
 def _after_introducer(text: str, match: re.Match[str]) -> bool:
     name = match.group("name")
     intro = match.group("intro").casefold()
-    if _not_a_name(name) or name.casefold() in COMMON_WORDS and not name[0].isupper():
+    if _not_a_name(name):
         return False
     before = text[max(0, match.start() - 40) : match.start()]
     if intro.startswith(("called", "appel")) and (
@@ -174,9 +185,8 @@ def _capitalised_name(match: re.Match[str], name_group: str = "name") -> bool:
 def _full_names(text: str) -> bool:
     for match in _CAPITALISED_RE.finditer(text):
         first = match.group("first")
-        if not first[0].isupper() or first.casefold() not in FIRST_NAMES or _not_a_name(first):
-            continue
-        if first.casefold() in COMMON_WORDS:
+        folded = fold(first)
+        if folded not in FIRST_NAMES or folded in COMMON_WORDS or _not_a_name(first):
             continue
         words = match.group("rest").split()
         index = 0
@@ -186,7 +196,17 @@ def _full_names(text: str) -> bool:
         if not surname[0].isupper() or _not_a_name(surname):
             continue
         end = match.start("rest") + match.group("rest").find(surname) + len(surname)
-        if surname.casefold() in SURNAMES or _AGE_AFTER_RE.match(text, end):
+        if fold(surname) in SURNAMES or _AGE_AFTER_RE.match(text, end):
+            return True
+    return False
+
+
+def _accompanied_first_names(text: str) -> bool:
+    """A first name alone after "met", "avec", "with" ("gesprek met Bilal en zijn moeder")."""
+    for match in _WITH_NAME_RE.finditer(text):
+        name = match.group("name")
+        folded = fold(name)
+        if folded in FIRST_NAMES and folded not in COMMON_WORDS and not _not_a_name(name):
             return True
     return False
 
@@ -203,6 +223,7 @@ def person_names(text: str) -> Iterator[Finding]:
             for m in _FAMILY_RE.finditer(text)
         )
         or _full_names(text)
+        or _accompanied_first_names(text)
     )
     if found:
         yield Finding.PERSON_NAME

@@ -39,7 +39,7 @@ ROLE_WORDS: frozenset[str] = frozenset(
 # After "juf", "meester": the subject they teach ("de juf Nederlands", "meester wiskunde").
 SCHOOL_SUBJECTS: frozenset[str] = frozenset(
     {
-        "nederlands", "frans", "engels", "duits", "spaans", "wiskunde", "wiskunde", "wisk",
+        "nederlands", "frans", "engels", "duits", "spaans", "wiskunde", "wisk",
         "geschiedenis", "aardrijkskunde", "lo", "turnen", "gym", "godsdienst", "islam",
         "zedenleer", "biologie", "chemie", "fysica", "muziek", "techniek", "informatica",
         "economie", "latijn", "grieks", "wetenschappen", "mavo", "plastische", "tekenen",
@@ -70,7 +70,7 @@ NOT_NAMES: frozenset[str] = frozenset(
         "hij", "zij", "il", "elle", "he", "she", "they", "ze", "wij", "nous", "we", "hun",
         "zijn", "haar", "son", "sa", "ses", "his", "her", "their", "leur", "wel", "niet",
         "geen", "pas", "not", "no", "nee", "non", "oui", "ja", "yes", "is", "est", "was",
-        "sinds", "depuis", "since", "na", "après", "after", "voor", "avant", "before", "in",
+        "sinds", "depuis", "since", "na", "après", "after", "avant", "before", "in",
         "op", "sur", "on", "at", "bij", "chez", "uit", "van", "du", "des", "of", "from",
     }
 )  # fmt: skip
