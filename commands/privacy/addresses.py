@@ -242,7 +242,10 @@ def _addresses(text: str) -> bool:
         ) and not _counted_or_dated(text, match.end()):
             return True
     for match in _NL_NUMBER_FIRST_RE.finditer(text):
-        if _nl_street(match.group("prev"), match.group("word"), False, "1", any_case=True):
+        word = match.group("word")
+        if _nl_street(match.group("prev"), word, False, "1", any_case=True) or (
+            word[0].isupper() and _residence_name(word)  # "nummer 4 aan de Vaart"
+        ):
             return True
     for pattern in (_NL_STREET_OP_RE, _EN_STREET_RE):
         for match in pattern.finditer(text):

@@ -22,9 +22,13 @@ _HANDLE_SHAPE_RE = re.compile(r"[^\W\d][\w.\-]{1,29}")
 _NOT_HANDLES = frozenset({"room", "here", "all", "everyone", "channel"})
 _PLATFORMS = (
     r"insta(?:gram)?|ig|snap(?:chat)?|tik\s?tok|facebook|fb|telegram|twitter|threads|discord"
-    r"|whatsapp|kik|youtube|twitch|reddit|bluesky|bsky|linkedin|x"
+    r"|whatsapp|kik|youtube|twitch|reddit|bluesky|bsky|linkedin"
 )
-_PLATFORM_RE = re.compile(rf"(?<!\w)(?:{_PLATFORMS})(?!\w)", re.IGNORECASE)
+# A platform named as a label: not part of an address or user id ("@x:example.be",
+# "x.com"); X only as a capital letter.
+_PLATFORM_RE = re.compile(
+    rf"(?<![\w@/.\-])(?:(?i:{_PLATFORMS})|X)(?![\w@]|\.\w)"
+)
 _SOCIAL_WORDS_RE = re.compile(
     rf"(?<!\w)(?:{_PLATFORMS}|volgt|volgen|follows?|following|suit|suivre|abonné\w*"
     r"|account|profiel|profil|profile|pseudo|kanaal|chaîne|chaine|channel|handle)(?!\w)",

@@ -114,7 +114,7 @@ _THING_BEFORE_RE = re.compile(
     r"|réseau|reseau|centre|maison|mouvement|parti|chaîne|chaine|mosquée|église|bande"
     r"|program|scheme|organisation|organization|network|center|group|district|meeting"
     r"|movement|party|channel|gang|mosque|church|operation|operatie|opération|campagne"
-    r"|campaign)s?(?:\s+\w+)?\s*,?\s*$",
+    r"|campaign)s?(?:\s*,?\s+\w+)?\s*,?\s*$",
     re.IGNORECASE,
 )
 _PERSON_BEFORE_RE = re.compile(
