@@ -82,6 +82,8 @@ def test_a_name_with_a_number_after_a_residence_word_or_nr(text: str) -> None:
         "Zomermarkt 14 juli zonder problemen",
         "Marché de Noël 20 décembre",
         "Agendapunt nr 3: opvolging",
+        "woont in Gent 2 straten verder",
+        "habite Namur, 3 frères et 2 sœurs",
     ],
 )
 def test_a_count_or_a_date_after_a_street_name_is_no_house_number(text: str) -> None:

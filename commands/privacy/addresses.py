@@ -223,6 +223,26 @@ _NOT_PLACES = frozenset(
 )  # fmt: skip
 
 
+# After a house number found without a street word: what may follow it. A lower-case word
+# other than these ("woont in Gent 2 straten verder", "habite Namur, 3 frères") means the
+# number counts something and the name is a town.
+_AFTER_HOUSE_NUMBER = frozenset(
+    {
+        "bij", "met", "te", "in", "en", "sinds", "samen", "boven", "op", "van", "bus", "bte",
+        "boîte", "boite", "box", "verdieping", "chez", "avec", "à", "a", "et", "depuis", "au",
+        "du", "de", "étage", "etage", "with", "since", "and", "at", "floor", "flat", "above",
+    }
+)  # fmt: skip
+
+
+def _ends_address(text: str, end: int) -> bool:
+    match = _NEXT_WORD_RE.match(text, end)
+    if match is None or text[end:match.start("word")].strip(" ,") != "":
+        return True  # end of text, or punctuation before any word
+    word = match.group("word")
+    return not word[0].islower() or word.casefold() in _AFTER_HOUSE_NUMBER
+
+
 def _residence_name(name: str) -> bool:
     last = name.split()[-1].casefold()
     return last not in _NOT_PLACES and last not in COMMON_WORDS
@@ -260,8 +280,9 @@ def _addresses(text: str) -> bool:
         if _fr_street(match.group("type"), match.group("name")):
             return True
     for match in _RESIDENCE_RE.finditer(text):
-        if _residence_name(match.group("name")) and not _counted_or_dated(text, match.end()):
+        if _residence_name(match.group("name")) and _ends_address(text, match.end()):
             return True
     return any(
-        _residence_name(match.group("name")) for match in _MARKED_NUMBER_RE.finditer(text)
+        _residence_name(match.group("name")) and not _counted_or_dated(text, match.end())
+        for match in _MARKED_NUMBER_RE.finditer(text)
     )
