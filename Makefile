@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/cadence.py
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/privacy.py
 
 # The same benchmarks at small sizes, for CI: they must run and print their tables; nothing
 # is asserted about time.
@@ -48,6 +49,7 @@ bench-smoke: $(STAMP)
 	$(BIN)/python bench/cadence.py --tables 50 --repeat 3
 	$(BIN)/python bench/latency.py --members 3 --rounds 1 --concurrent-rounds 1
 	$(BIN)/python bench/scale.py --sizes 2 20 --rounds 1 --concurrent-rounds 1
+	$(BIN)/python bench/privacy.py --repeat 1
 
 clean:
 	rm -rf $(VENV) demo-data build *.egg-info

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 
 import pytest
@@ -506,15 +505,8 @@ def test_degenerate_text_never_raises(text: str) -> None:
     assert isinstance(screen(text), frozenset)
 
 
-def test_a_4000_character_text_screens_fast() -> None:
+def test_a_4000_character_text_is_screened_whole() -> None:
+    # How fast is measured by bench/privacy.py (spec §12), not asserted here.
     text = (" ".join(NEGATIVES) + " Bel 0470 12 34 56. ") * 3
     text = text[:4000]
-    screen(text)  # warm the caches
-    best = min(_timed(text) for _ in range(5))
-    assert best < 0.05, f"{best * 1000:.1f} ms"
-
-
-def _timed(text: str) -> float:
-    start = time.perf_counter()
-    screen(text)
-    return time.perf_counter() - start
+    assert screen(text) == {Finding.PHONE}
