@@ -6,7 +6,7 @@ Run as a plain script from anywhere::
 
 Prints the median, 95th percentile and maximum wall time of one ``recompute`` call. Then the
 same tables as cells in a database (a temporary SQLite file unless ``--db-url`` names one):
-``commands.planning.recompute_all`` in one unit of work, as the bot runs it at start and
+``commands.meetings.recompute.recompute_all`` in one unit of work, as the bot runs it at start and
 daily, with a handful of queries for all loads. Its first run plans every automatic meeting
 (calendar files included); the timed runs are the steady state. It reports a verdict but
 never fails: machines differ.
@@ -30,9 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bot.config import WEEKDAYS, Cell, TableConfig  # noqa: E402
-from commands.base import Table  # noqa: E402
-from commands.cadence import Mode, TableLoad, recompute  # noqa: E402
+from commands.meetings.cadence import Mode, TableLoad, recompute  # noqa: E402
+from commands.model import WEEKDAYS, Cell, Table, TableConfig  # noqa: E402
 
 TARGET_MS = 200.0
 ZONES = ("Europe/Brussels", "Europe/Brussels", "Europe/Brussels", "Europe/Amsterdam", "UTC")
@@ -116,7 +115,7 @@ def database_bench(url: str, loads: list[TableLoad],
     """The same tables, one cell each, with their open dossiers in a database."""
     import sqlalchemy as sa
 
-    from commands import planning
+    from commands.meetings.recompute import recompute_all
     from storage.db import Database
     from storage.models import Dossier
 
@@ -147,14 +146,14 @@ def database_bench(url: str, loads: list[TableLoad],
                 conn.execute(sa.insert(Dossier.__table__), rows)  # type: ignore[attr-defined]
         began = time.perf_counter()
         with database.unit_of_work() as repos:
-            planning.recompute_all(repos, cells, now, {})
+            recompute_all(repos, cells, now, {})
         first = (time.perf_counter() - began) * 1000
         with database.unit_of_work() as repos:
             planned = len(repos.meetings.planned_all())
 
         def steady(round_: int) -> None:
             with database.unit_of_work() as repos:
-                planning.recompute_all(repos, cells, now + timedelta(minutes=3 * round_), {})
+                recompute_all(repos, cells, now + timedelta(minutes=3 * round_), {})
 
         timings = timed(repeat, steady)
     finally:
@@ -197,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_db:
         return 0
     print()
-    print("database-backed (commands.planning.recompute_all, one unit of work)")
+    print("database-backed (commands.recompute_all, one unit of work)")
     if args.db_url:
         report(database_bench(args.db_url, loads, tables, now, args.repeat))
     else:

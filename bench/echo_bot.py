@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bot.matrix import SYNC_FILTER  # noqa: E402  (the very same filter as the bot)
+from bot.edge.client import SYNC_FILTER  # noqa: E402
 
 log = logging.getLogger("echo")
 

@@ -29,8 +29,8 @@ if str(ROOT) not in sys.path:
 
 from nio import RoomMessage  # noqa: E402
 
-from bot.homeserver import Homeserver  # noqa: E402
-from bot.member import MemberClient  # noqa: E402
+from demo.homeserver import Homeserver  # noqa: E402
+from demo.member import MemberClient  # noqa: E402
 from tests.processes import LoggedProcess, livcr_run, toml_value  # noqa: E402
 
 PASSWORD = "bench-horse-battery-staple"

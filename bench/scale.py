@@ -180,7 +180,7 @@ class Provisioned:
 
 async def provision(hs: Homeserver, base: Path, rooms: int) -> Provisioned:
     from bot.config import load_config
-    from bot.rooms import _desired_state, room_name
+    from bot.edge.rooms import _desired_state, room_name
 
     began = time.monotonic()
     cells = max(1, rooms // 2)

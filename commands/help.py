@@ -4,16 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from bot.config import Cell
-from commands.base import (
-    Args,
-    CommandContext,
-    Output,
-    Reply,
-    Router,
-    UsageError,
-    local_list,
-)
+from commands.framework import Args, CommandContext, Output, Reply, Router, UsageError, local_list
+from commands.model import Cell
 
 router = Router("help")
 

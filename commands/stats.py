@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from commands.base import Args, CommandContext, Output, Reply, Router, Table, Who
-from commands.dossiers import FINAL, OPEN
+from commands.framework import Args, CommandContext, Output, Reply, Router
+from commands.model import FINAL, OPEN, Table, Who
 
 router = Router("stats")
 

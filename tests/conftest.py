@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.homeserver import Homeserver
+from demo.homeserver import Homeserver
 
 _real_connect = socket.socket.connect
 

@@ -8,9 +8,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.config import Config, parse_config
-from bot.dispatcher import Dispatcher
-from bot.render import render
-from commands.base import Incoming, Output, Reply, Table
+from bot.core.dispatcher import Dispatcher
+from bot.core.render import render
+from commands.dossiers.workflow import transition
+from commands.framework import Incoming, Output, Reply
+from commands.model import Table
+from commands.votes.closing import TARGET
+from commands.votes.consensus import Kind
 from storage.db import Database
 from tests.backends import database_url, default_backend
 
@@ -124,3 +128,9 @@ def repos_of(db: Database) -> Any:
 
 
 
+
+
+def decide(kind: str, repos: Any, scheduler: Any, cell: Any, code: str, **kwargs: Any) -> Any:
+    """A consensus decision applied as the closing of an adopted vote applies it: the same
+    target status (``commands.votes.closing.TARGET``) and action, through the workflow."""
+    return transition(repos, scheduler, cell, code, TARGET[Kind(kind)], action=kind, **kwargs)

@@ -16,9 +16,10 @@ from typing import Any
 
 from icalendar import Calendar
 
-from bot.app import Core
 from bot.config import Config, parse_config
-from commands.base import NullScheduler, Table
+from bot.core.app import Core
+from commands.framework import ChangeRecorder
+from commands.model import Table
 from storage.db import Database
 from storage.repositories import OutboxItem
 from tests.factories import CHAIR, NOW, PARTNER, ack_all, incoming, memory_db, raw_config
@@ -85,7 +86,7 @@ class Harness:
     config: Config
     db: Database
     clock: Clock
-    port: NullScheduler = field(default_factory=NullScheduler)
+    port: ChangeRecorder = field(default_factory=ChangeRecorder)
     core: Core = field(init=False)
     _seen: set[int] = field(default_factory=set)
 

@@ -10,8 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.config import WEEKDAYS, CadenceConfig, TableConfig
-from commands.cadence import (
+from commands.meetings.cadence import (
     Mode,
     TableLoad,
     cadence_mode,
@@ -21,6 +20,7 @@ from commands.cadence import (
     recompute,
     reminder_times,
 )
+from commands.model import WEEKDAYS, CadenceConfig, TableConfig
 
 BXL = ZoneInfo("Europe/Brussels")
 HOUR = timedelta(hours=1)

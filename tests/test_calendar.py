@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from icalendar import Calendar
 
-from commands.calendar import PRODID, meeting_ics
+from commands.meetings.calendar import PRODID, meeting_ics
 
 BXL = ZoneInfo("Europe/Brussels")
 NOW = datetime(2026, 6, 1, 8, 30, 15, tzinfo=UTC)

@@ -15,19 +15,19 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from commands import dossiers
-from commands.base import NullScheduler, Refusal
-from commands.dossiers import Status
+from commands.framework import ChangeRecorder, Refusal
+from commands.model import Status
 from storage.db import Database
 from storage.repositories import DossierRepository
 from tests.backends import NO_PG, backend_params, database_url, pg_url
-from tests.factories import NOW, make_config
+from tests.factories import NOW, decide, make_config
 
 CELL = make_config().cells[0]
 TIMEOUT = 20.0
@@ -80,7 +80,7 @@ def _race(db: Database, code: str) -> dict[str, Any]:
                 outcome[f"{name} read"] = before.status
                 if postgres:
                     both_read.wait()  # neither has committed: both saw `signalled`
-                record = decide(repos, NullScheduler(), CELL, code, actor=f"@{name}:x",
+                record = decide(repos, ChangeRecorder(), CELL, code, actor=f"@{name}:x",
                                 at=NOW + timedelta(minutes=1), decision_ref=f"vote:{name}")
                 with first_lock:
                     first = not outcome.get("first")
@@ -102,8 +102,8 @@ def _race(db: Database, code: str) -> dict[str, Any]:
             outcome[name] = exc
 
     threads = [
-        threading.Thread(target=attempt, args=("accept", dossiers.accept)),
-        threading.Thread(target=attempt, args=("reject", dossiers.reject)),
+        threading.Thread(target=attempt, args=("accept", partial(decide, "accept"))),
+        threading.Thread(target=attempt, args=("reject", partial(decide, "reject"))),
     ]
     for thread in threads:
         thread.start()

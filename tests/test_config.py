@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bot.config import ConfigError, load_config, parse_config
-from commands.base import Role, Table
+from commands.model import Role, Table
 from tests.factories import raw_config
 
 ROOT = Path(__file__).resolve().parent.parent

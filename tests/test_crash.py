@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from bot.homeserver import Homeserver
+from demo.homeserver import Homeserver
 from storage.db import Database
 from storage.models import Acknowledgement, Audit, Dossier, RosterEntry
 from tests.world import World, make_world

@@ -22,8 +22,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from nio import AsyncClient, AsyncClientConfig, LoginResponse
 
-from bot import cross_signing
-from bot.cross_signing import (
+from bot.edge import cross_signing
+from bot.edge.cross_signing import (
     KEYS_FILE,
     CrossSigningError,
     CrossSigningKeys,
@@ -33,7 +33,7 @@ from bot.cross_signing import (
     unpadded_b64,
     upload_signatures,
 )
-from bot.homeserver import Homeserver
+from demo.homeserver import Homeserver
 from tests.world import PASSWORD, make_world
 
 pytestmark = pytest.mark.e2e

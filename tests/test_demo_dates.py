@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from bot.demo import free_day
-from commands.base import Table
-from commands.cadence import is_working_day
+from commands.meetings.cadence import is_working_day
+from commands.model import Table
+from demo.cycle import free_day
 from tests.meeting_harness import harness
 
 

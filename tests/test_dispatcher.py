@@ -7,8 +7,9 @@ from collections.abc import Iterator, Sequence
 import pytest
 
 from bot.config import Config
-from bot.dispatcher import Dispatcher, command_text, include_routers, parse, tokenize
-from commands.base import Args, CommandContext, Output, Router, Table, UsageError
+from bot.core.dispatcher import Dispatcher, command_text, include_routers, parse, tokenize
+from commands.framework import Args, CommandContext, Output, Router, UsageError
+from commands.model import Table
 from storage.db import Database
 from tests.factories import (
     CHAIR,

@@ -9,10 +9,11 @@ from datetime import timedelta
 import pytest
 
 from bot.config import Config
-from bot.dispatcher import Dispatcher
-from bot.render import render
-from commands import dossiers
-from commands.base import NullScheduler, Output, Redact, Refusal, Reply, Table
+from bot.core.dispatcher import Dispatcher
+from bot.core.render import render
+from commands.dossiers import workflow as dossiers
+from commands.framework import ChangeRecorder, Output, Redact, Refusal, Reply
+from commands.model import Table
 from storage.db import Database
 from tests.factories import (
     CHAIR,
@@ -22,6 +23,7 @@ from tests.factories import (
     OUTSIDER,
     PARTNER,
     ack_all,
+    decide,
     make_config,
     memory_db,
     run,
@@ -46,7 +48,7 @@ def db(config: Config) -> Iterator[Database]:
 
 @pytest.fixture
 def dispatcher(config: Config) -> Dispatcher:
-    return Dispatcher(config, scheduler=NullScheduler())
+    return Dispatcher(config, scheduler=ChangeRecorder())
 
 
 def count(db: Database) -> int:
@@ -169,14 +171,14 @@ def test_workflow_transitions_and_refusals_list_the_allowed(config: Config, db: 
                                                             dispatcher: Dispatcher) -> None:
     code = new_case(dispatcher, db)
     cell = config.cells[0]
-    scheduler = NullScheduler()
+    scheduler = ChangeRecorder()
     with db.unit_of_work() as repos:
-        dossiers.accept(repos, scheduler, cell, code, actor=CHAIR, at=NOW, decision_ref="v1")
+        decide("accept", repos, scheduler, cell, code, actor=CHAIR, at=NOW, decision_ref="v1")
     with db.unit_of_work() as repos, pytest.raises(Refusal) as info:
-        dossiers.reject(repos, scheduler, cell, code, actor=CHAIR, at=NOW, decision_ref="v2")
+        decide("reject", repos, scheduler, cell, code, actor=CHAIR, at=NOW, decision_ref="v2")
     assert info.value.data["allowed"] == "evaluation, closed"
     with db.unit_of_work() as repos:
-        dossiers.close(repos, scheduler, cell, code, actor=CHAIR, at=NOW, decision_ref="v3")
+        decide("close", repos, scheduler, cell, code, actor=CHAIR, at=NOW, decision_ref="v3")
         assert [a.to_status for a in repos.audit.for_code(CELL, code)] == [
             "signalled", "follow_up", "closed"]
     assert scheduler.changed == [(CELL, Table.OPERATIONAL)] * 2
@@ -188,7 +190,7 @@ def test_retention_leaves_only_an_anonymous_statistic(config: Config, db: Databa
     code = new_case(dispatcher, db)
     cell = config.cells[0]
     with db.unit_of_work() as repos:
-        dossiers.reject(repos, NullScheduler(), cell, code, actor=CHAIR, at=NOW,
+        decide("reject", repos, ChangeRecorder(), cell, code, actor=CHAIR, at=NOW,
                         decision_ref="v1")
         assert dossiers.apply_retention(cell, repos, NOW) == 1
         assert repos.dossiers.get(cell.id, code) is None
@@ -204,7 +206,7 @@ def test_retention_period_keeps_recent_closures(db: Database) -> None:
     code = new_case(dispatcher, db)
     cell = config.cells[0]
     with db.unit_of_work() as repos:
-        dossiers.reject(repos, NullScheduler(), cell, code, actor=CHAIR, at=NOW,
+        decide("reject", repos, ChangeRecorder(), cell, code, actor=CHAIR, at=NOW,
                         decision_ref="v1")
         assert dossiers.apply_retention(cell, repos, NOW + timedelta(days=29)) == 0
         assert dossiers.apply_retention(cell, repos, NOW + timedelta(days=31)) == 1
@@ -215,7 +217,7 @@ def test_stats_at_the_strategic_table_show_counts_never_codes(
 ) -> None:
     codes = [new_case(dispatcher, db) for _ in range(3)]
     with db.unit_of_work() as repos:
-        dossiers.reject(repos, NullScheduler(), config.cells[0], codes[0], actor=CHAIR, at=NOW,
+        decide("reject", repos, ChangeRecorder(), config.cells[0], codes[0], actor=CHAIR, at=NOW,
                         decision_ref="v")
         dossiers.apply_retention(config.cells[0], repos, NOW)
     answer = say(dispatcher, db, "!stats", sender=MAYOR, table=Table.STRATEGIC)
@@ -235,7 +237,7 @@ def test_help_and_refusals_name_the_indicators_and_trajectories_the_cell_configu
     """A cell that configures its own lists sees those, not the defaults (spec §5)."""
     config = make_config(language="nl", indicators=["online-hate", "isolation"],
                          scenarios={"mentoring": 4, "sport-club": 8})
-    dispatcher = Dispatcher(config, scheduler=NullScheduler())
+    dispatcher = Dispatcher(config, scheduler=ChangeRecorder())
     with memory_db() as db:
         ack_all(db, config)
         signal_help = say(dispatcher, db, "!help signal", sender=PARTNER)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.homeserver import Homeserver
+from demo.homeserver import Homeserver
 from storage.db import Database
 from tests.world import make_world
 

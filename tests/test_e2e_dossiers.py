@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.homeserver import Homeserver
+from demo.homeserver import Homeserver
 from tests.world import make_world
 
 pytestmark = pytest.mark.e2e

@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from icalendar import Calendar
 
-from bot.homeserver import Homeserver
-from bot.member import MemberClient, Seen
+from demo.homeserver import Homeserver
+from demo.member import MemberClient, Seen
 from tests.world import World, make_world
 
 pytestmark = pytest.mark.e2e

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.homeserver import Homeserver
-from bot.wire import POLL_END, POLL_RESPONSE, POLL_START
+from bot.edge.content import POLL_END, POLL_RESPONSE, POLL_START
+from demo.homeserver import Homeserver
 from tests.world import World, make_world
 
 pytestmark = pytest.mark.e2e

@@ -11,9 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import select
 
-from bot.dispatcher import Dispatcher, command_text, include_routers
-from bot.render import render
-from commands.base import NullScheduler, Redact, Reply, Table
+from bot.core.dispatcher import Dispatcher, command_text, include_routers
+from bot.core.render import render
+from commands.framework import ChangeRecorder, Redact, Reply
+from commands.model import Table
 from storage.db import Database
 from storage.models import Audit, Dossier
 from tests.factories import CHAIR, IO, MAYOR, NOW, PARTNER, ack_all, incoming, make_config
@@ -30,7 +31,7 @@ CONFIG = make_config(language="nl")
 DB = Database("sqlite://")
 DB.migrate()
 ack_all(DB, CONFIG)
-DISPATCHER = Dispatcher(CONFIG, scheduler=NullScheduler())
+DISPATCHER = Dispatcher(CONFIG, scheduler=ChangeRecorder())
 DISPATCHER.limiter.per_minute = 10**9
 
 NAMES = sorted({c.name for r in include_routers() for c in r.commands} | {"frob", "case"})

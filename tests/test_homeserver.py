@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.homeserver import Homeserver, HomeserverError
+from demo.homeserver import Homeserver, HomeserverError
 
 pytestmark = pytest.mark.e2e
 

@@ -37,7 +37,7 @@ from typing import Any
 
 import pytest
 
-from bot.homeserver import Homeserver
+from demo.homeserver import Homeserver
 from tests.world import PASSWORD, World, make_world
 
 pytestmark = pytest.mark.e2e

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from commands.base import Table
+from commands.model import Table
 from storage.meetings import CANCELLED, ENDED, LAPSED, PLANNED, STARTED
 from tests.backends import backend_params, database_url
 from tests.factories import CHAIR, PARTNER

@@ -9,10 +9,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from commands import dossiers
-from commands.base import NullScheduler, Table
+from commands.framework import ChangeRecorder
+from commands.meetings.status import status_lines
+from commands.model import Table
 from storage.meetings import CANCELLED, LAPSED, PLANNED
-from tests.factories import CHAIR, IO, MAYOR, OUTSIDER, PARTNER, SCHOOL
+from tests.factories import CHAIR, IO, MAYOR, OUTSIDER, PARTNER, SCHOOL, decide
 from tests.meeting_harness import CODE, OP_ROOM, Harness, calendars, event, harness
 
 BXL = ZoneInfo("Europe/Brussels")
@@ -84,7 +85,7 @@ def test_each_mode_transition_is_announced_with_its_calendar_file(h: Harness) ->
 
     # weekly -> sleep: the dossier closes by consensus; the meeting is cancelled.
     def close(repos, port, now):  # type: ignore[no-untyped-def]
-        dossiers.reject(repos, port, h.cell, code, actor=CHAIR, at=now, decision_ref="vote:1")
+        decide("reject", repos, port, h.cell, code, actor=CHAIR, at=now, decision_ref="vote:1")
         return []
 
     assert h.core.run_job("vote:1", CELL, Table.OPERATIONAL, close)
@@ -355,7 +356,7 @@ def test_meeting_start_present_end_and_the_decision_list(h: Harness) -> None:
     h.say(f"!case flag {code} problematic")
     h.say(f"!case scenario {code} psychosocial review=4w")
     with h.repos() as repos:
-        dossiers.accept(repos, NullScheduler(), h.cell, code, actor=CHAIR, at=h.clock.now,
+        decide("accept", repos, ChangeRecorder(), h.cell, code, actor=CHAIR, at=h.clock.now,
                         decision_ref="vote:1", meeting_id=1)
     h.say('!agenda add "Voor de volgende keer"', sender=SCHOOL)
     h.clock.now = local(2026, 12, 1, 11, 20)
@@ -423,9 +424,9 @@ def test_agenda_is_generated_from_the_dossiers(h: Harness) -> None:
     evaluated = h.signal()
     problem = h.signal()
     with h.repos() as repos:
-        scheduler = NullScheduler()
+        scheduler = ChangeRecorder()
         for code in (evaluated, problem):
-            dossiers.accept(repos, scheduler, h.cell, code, actor=CHAIR, at=h.clock.now,
+            decide("accept", repos, scheduler, h.cell, code, actor=CHAIR, at=h.clock.now,
                             decision_ref="vote")
     h.say(f"!case scenario {evaluated} psychosocial review=1w")
     h.say(f"!case flag {problem} problematic")
@@ -492,7 +493,7 @@ def test_status_shows_mode_and_next_meeting_per_table(h: Harness) -> None:
     code = h.signal()
     h.say(f"!case flag {code} problematic")
     with h.repos() as repos:
-        lines = dossiers.status_lines(h.cell, repos, h.clock.now)
+        lines = status_lines(h.cell, repos, h.clock.now)
     text = "\n".join(lines)
     assert "operational: room !op:example.be; mode weekly, next meeting tuesday 2026-12-01 10:00" \
         in text

@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from bot.app import send_order
-from commands.dossiers import FINAL, OPEN, Status
+from bot.core.app import send_order
+from commands.model import FINAL, OPEN, Status
 from storage.db import Database, make_engine
 from storage.repositories import OutboxItem, RosterChange
 from tests.backends import backend_params, database_url

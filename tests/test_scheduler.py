@@ -14,11 +14,12 @@ import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.config import parse_config
-from bot.jobs import Jobs
-from bot.service import Service
-from commands import dossiers, planning
-from commands.base import NullScheduler, Table
-from tests.factories import CHAIR, IO, PARTNER, SCHOOL, ack_all, incoming, raw_config
+from bot.core.jobs import Jobs
+from bot.core.service import Service
+from commands.framework import ChangeRecorder
+from commands.meetings.reminders import JobPlan, JobSpec
+from commands.model import Table
+from tests.factories import CHAIR, IO, PARTNER, SCHOOL, ack_all, decide, incoming, raw_config
 from tests.meeting_harness import Clock, Harness, harness
 
 CELL = "livc-r-voorbeeldstad"
@@ -38,11 +39,11 @@ def jobs_of(h: Harness) -> Jobs:
     return Jobs(h.core, AsyncIOScheduler(timezone=UTC), set())
 
 
-def run(h: Harness, spec: planning.JobSpec) -> bool:
+def run(h: Harness, spec: JobSpec) -> bool:
     return h.core.run_job(spec.key, spec.cell, spec.table, jobs_of(h).decision(spec), spec.once)
 
 
-def reminders(plan: planning.JobPlan) -> dict[timedelta, planning.JobSpec]:
+def reminders(plan: JobPlan) -> dict[timedelta, JobSpec]:
     return {s.offset: s for s in plan.jobs if s.kind == "reminder"}
 
 
@@ -103,7 +104,7 @@ def test_a_reminder_missed_within_grace_is_sent_once_and_beyond_grace_never(h: H
     assert reminders(again) == {}
     assert again.dropped == 0
     assert not run(h, late)
-    missed = planning.JobSpec("reminder", "reminder:1:0:86400", CELL, Table.OPERATIONAL,
+    missed = JobSpec("reminder", "reminder:1:0:86400", CELL, Table.OPERATIONAL,
                               MEETING - timedelta(hours=24), 1, 0, timedelta(hours=24))
     assert not run(h, missed)
     assert h.new() == []
@@ -138,7 +139,7 @@ def test_a_changed_meeting_gets_new_reminders_and_the_old_ones_do_nothing(h: Har
     assert new.run_at == datetime(2026, 12, 7, 9, tzinfo=UTC)
     h.new()
     h.clock.now = new.run_at
-    stale = planning.JobSpec("reminder", "reminder:2:0:86400", CELL, Table.OPERATIONAL,
+    stale = JobSpec("reminder", "reminder:2:0:86400", CELL, Table.OPERATIONAL,
                              new.run_at, new.meeting_id, 0, timedelta(hours=24))
     assert run(h, stale)
     assert h.new() == []
@@ -177,7 +178,7 @@ def test_evaluation_dates_put_dossiers_on_the_agenda_once_a_day(tmp_path: Path) 
 def _evaluation_dates(h: Harness) -> None:
     code = h.signal()
     with h.repos() as repos:
-        dossiers.accept(repos, NullScheduler(), h.cell, code, actor=CHAIR, at=T0,
+        decide("accept", repos, ChangeRecorder(), h.cell, code, actor=CHAIR, at=T0,
                         decision_ref="vote")
     h.say(f"!case scenario {code} psychosocial review=1w")
     h.new()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.dispatcher import include_routers
-from bot.render import LANGUAGES, messages, render, template_files, vocabulary
+from bot.core.dispatcher import include_routers
+from bot.core.render import LANGUAGES, messages, render, template_files, vocabulary
 from commands.help import help_data
 from tests.factories import make_config
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from bot.config import Config
-from bot.dispatcher import Dispatcher
-from bot.render import markdown, render
-from commands.base import NullScheduler, Output, PollEnd, PollStart, Reply
-from commands.consensus import Choice, State, outcome, tally
-from commands.voting import Scope, poll_ballot
+from bot.core.dispatcher import Dispatcher
+from bot.core.render import attachment_bytes, markdown, render
+from commands.framework import ChangeRecorder, Output, PollEnd, PollStart, Reply
+from commands.votes.closing import TableVotes, poll_ballot
+from commands.votes.consensus import Choice, State, outcome, tally
 from storage.db import Database
 from tests.factories import CHAIR, IO, NOW, PARTNER, SCHOOL, ack_all, incoming, make_config
 from tests.factories import memory_db as _memory_db
@@ -82,7 +82,7 @@ def db(config: Config) -> Iterator[Database]:
 class Table:
     def __init__(self, config: Config, db: Database) -> None:
         self.config, self.db = config, db
-        self.dispatcher = Dispatcher(config, scheduler=NullScheduler())
+        self.dispatcher = Dispatcher(config, scheduler=ChangeRecorder())
         self.dispatcher.limiter.per_minute = 10**6
         self.now = NOW
 
@@ -226,7 +226,8 @@ def test_adopted_fiche_goes_to_every_information_officer_only(table: Table) -> N
     direct = [o for o in outputs if isinstance(o, Reply) and o.direct_to]
     assert [o.direct_to for o in direct] == [IO]
     assert direct[0].attachment is not None
-    assert code.encode() in direct[0].attachment.data
+    attachment = direct[0].attachment
+    assert code.encode() in attachment_bytes("en", attachment.template, attachment.data)
     confirmation = [render("en", o.template, o.data).body for o in outputs
                     if isinstance(o, Reply) and not o.direct_to]
     assert any("sent to 1 information officer" in c for c in confirmation)
@@ -251,11 +252,11 @@ def test_poll_responses_of_eligible_members_count_others_are_ignored(table: Tabl
     with table.db.unit_of_work() as repos:
         repos.votes.update(1, poll_event_id="$poll")
     cell = config.cells[0]
-    from commands.base import Table as T
+    from commands.model import Table as T
 
     def answer(user: str, choice: str) -> list[Output]:
         with table.db.unit_of_work() as repos:
-            return poll_ballot(Scope(cell, T.OPERATIONAL, repos, NullScheduler(), table.now),
+            return poll_ballot(TableVotes(cell, T.OPERATIONAL, repos, ChangeRecorder(), table.now),
                                "$poll", user, choice)
 
     assert answer(SCHOOL, "yes") == []  # not present

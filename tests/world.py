@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.homeserver import Homeserver
-from bot.member import MemberClient, Seen
+from demo.homeserver import Homeserver
+from demo.member import MemberClient, Seen
 from tests.backends import create_pg_database, drop_pg_database, pg_url
 from tests.processes import LoggedProcess, livcr_run, toml_value
 

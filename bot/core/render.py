@@ -1,0 +1,151 @@
+"""Every word a person reads comes from ``templates/<lang>/``; this module renders it.
+
+Templates are Markdown (``*.md.j2``) or short entries of ``messages.toml``. The Markdown is the
+plain ``body``; markdown-it turns it into the HTML ``formatted_body`` with raw HTML disabled, so
+text typed by members can never inject markup.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+from markdown_it import MarkdownIt
+
+from commands.meetings.calendar import meeting_ics
+
+TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
+LANGUAGES = ("nl", "fr", "en")
+
+_markdown = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable("table")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    body: str
+    html: str
+
+
+def _flatten(prefix: str, table: Mapping[str, Any], out: dict[str, str]) -> None:
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            _flatten(f"{name}.", value, out)
+        else:
+            out[name] = str(value)
+
+
+def _catalogue_files(lang: str, folder: str) -> list[Path]:
+    return sorted((TEMPLATES / lang / folder).glob("*.toml"))
+
+
+@cache
+def messages(lang: str) -> Mapping[str, str]:
+    """The flat ``section.key -> text`` catalogue of a language (``messages/*.toml``)."""
+    out: dict[str, str] = {}
+    for path in _catalogue_files(lang, "messages"):
+        with path.open("rb") as handle:
+            _flatten("", tomllib.load(handle), out)
+    return out
+
+
+@cache
+def vocabulary(lang: str) -> tuple[Mapping[str, str], Mapping[str, str]]:
+    """(keys, values): words of the cell language mapped to their English names
+    (``vocabulary/*.toml``)."""
+    keys: dict[str, str] = {}
+    values: dict[str, str] = {}
+    for path in _catalogue_files(lang, "vocabulary"):
+        with path.open("rb") as handle:
+            raw = tomllib.load(handle)
+        keys.update({k.lower(): v for k, v in raw.get("keys", {}).items()})
+        values.update({k.lower(): v for k, v in raw.get("values", {}).items()})
+    return keys, values
+
+
+@cache
+def _environment(lang: str) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES / lang)),
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    env.globals["msg"] = lambda name, /, **data: text(lang, name, **data)
+    env.filters["md"] = escape_markdown
+    return env
+
+
+def escape_markdown(value: Any) -> str:
+    """Neutralise Markdown in member-typed text so it shows as typed."""
+    out = str(value)
+    for char in "\\`*_{}[]<>#|~":
+        out = out.replace(char, "\\" + char)
+    return out
+
+
+def text(lang: str, key: str, /, **data: Any) -> str:
+    """One catalogue entry, filled (``{{ name }}`` placeholders)."""
+    catalogue = messages(lang)
+    try:
+        source = catalogue[key]
+    except KeyError:
+        source = messages("en")[key]
+    return _compiled(lang, source).render(**data)
+
+
+@cache
+def _compiled(lang: str, source: str) -> jinja2.Template:
+    """A catalogue entry compiled once (compiling costs far more than rendering)."""
+    return _environment(lang).from_string(source)
+
+
+def markdown(lang: str, template: str, data: Mapping[str, Any]) -> str:
+    """The Markdown source of a template or catalogue entry (``msg:`` prefix)."""
+    if template.startswith("msg:"):
+        return text(lang, template.removeprefix("msg:"), **data)
+    return _environment(lang).get_template(f"{template}.md.j2").render(**data).strip()
+
+
+def render(lang: str, template: str, data: Mapping[str, Any] | None = None) -> Rendered:
+    source = markdown(lang, template, data or {})
+    return Rendered(body=source, html=_html(source))
+
+
+@lru_cache(maxsize=512)
+def _html(source: str) -> str:
+    """Markdown to HTML, remembered: most replies (help, usage, refusals) repeat verbatim,
+    and parsing costs more than everything else a command does."""
+    return str(_markdown.render(source).strip())
+
+
+def template_files(lang: str) -> set[str]:
+    base = TEMPLATES / lang
+    return {str(p.relative_to(base)) for p in base.rglob("*") if p.is_file()}
+
+
+def attachment_bytes(lang: str, template: str, data: Mapping[str, Any]) -> bytes:
+    """The bytes of an attachment a command named: an iCalendar file or a Markdown document."""
+    if template == "calendar":
+        table_name = text(lang, f"table.{data['table']}")
+        return meeting_ics(
+            uid=data["uid"],
+            sequence=data["sequence"],
+            method=data["method"],
+            start=data["start"],
+            duration=data["duration"],
+            tz=ZoneInfo(data["timezone"]),
+            summary=text(lang, "meeting.ics_summary", cell=data["cell"], table=table_name),
+            description=text(lang, "meeting.ics_description", table=table_name),
+            organizer=data["organizer"],
+            now=data["now"],
+        )
+    return markdown(lang, template, data).encode()

@@ -1,0 +1,122 @@
+"""The running bot: database, core, Matrix client and scheduler, owned by one object."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.config import Config
+from bot.core.app import Clock, Core, system_clock
+from bot.core.jobs import Jobs
+from bot.edge.client import MatrixBot
+from commands.model import Table
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class SchedulerWiring:
+    """The scheduler port handed to commands: marks tables whose jobs must be re-derived."""
+
+    def __init__(self) -> None:
+        self.dirty: set[tuple[str, Table]] = set()
+        self.listener: Callable[[], None] | None = None
+
+    def table_changed(self, cell: str, table: Table) -> None:
+        self.dirty.add((cell, table))
+        if self.listener is not None:
+            self.listener()
+
+
+class Service:
+    """Owns every long-lived part; ``run`` until ``stop``."""
+
+    def __init__(self, config: Config, clock: Clock = system_clock) -> None:
+        self.config = config
+        self.db = Database(config.database_url)
+        self.db.migrate()
+        self.wiring = SchedulerWiring()
+        self.core = Core(config, self.db, clock=clock, scheduler=self.wiring)
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.bot = MatrixBot(self.core, on_first_sync=self._start_scheduler)
+        self.jobs = Jobs(self.core, self.scheduler, self.wiring.dirty, flush=self.flush)
+        self.wiring.listener = self.jobs.tables_changed
+
+    async def _start_scheduler(self) -> None:
+        """Jobs are derived from the database after the first sync (spec §11)."""
+        self.scheduler.add_job(
+            self._daily,
+            "interval",
+            hours=24,
+            next_run_time=self.jobs.timer_at(self.core.clock()),
+            id="daily-maintenance",
+            replace_existing=True,
+            misfire_grace_time=3600,
+        )
+        await self.jobs.start(flush=False)
+        self.scheduler.start()
+        log.info("scheduler started with %d jobs", len(self.scheduler.get_jobs()))
+        # Start-up announcements (a first start with open dossiers plans a meeting per
+        # table) go out after the jobs run, not before: the sync loop sends them in the
+        # background once this returns.
+
+    async def flush(self) -> None:
+        """Send what jobs put in the outbox now (in the background), not after the next sync."""
+        self.bot.flush_soon()
+
+    async def _daily(self) -> None:
+        removed = purge_now(self.config, self.db, clock=self.core.clock)
+        forgotten = self.core.forget_old_events()
+        log.info("daily maintenance: %d dossiers purged, %d event ids forgotten", removed,
+                 forgotten)
+        await self.jobs.daily()
+
+    def stop(self) -> None:
+        log.info("stopping")
+        self.bot.stop()
+
+    async def run(self) -> None:
+        try:
+            await self.bot.run()
+        finally:
+            if self.scheduler.running:
+                self.scheduler.shutdown(wait=False)
+            self.db.dispose()
+
+
+def purge_now(config: Config, db: Database | None = None, clock: Clock = system_clock) -> int:
+    """Apply ``retention_days_after_close`` to every cell; return dossiers reduced."""
+    from commands.dossiers.workflow import apply_retention
+
+    own = db is None
+    database = db or Database(config.database_url)
+    if own:
+        database.migrate()
+    try:
+        total = 0
+        with database.unit_of_work() as repos:
+            for cell in config.cells:
+                total += apply_retention(cell, repos, clock())
+        return total
+    finally:
+        if own:
+            database.dispose()
+
+
+def table_status(config: Config, clock: Clock = system_clock) -> list[str]:
+    """Per table: counts only, never codes."""
+    from commands.meetings.status import status_lines
+
+    database = Database(config.database_url)
+    database.migrate()
+    try:
+        with database.unit_of_work() as repos:
+            lines: list[str] = []
+            for cell in config.cells:
+                lines.extend(status_lines(cell, repos, clock()))
+            return lines
+    finally:
+        database.dispose()

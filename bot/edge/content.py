@@ -1,0 +1,144 @@
+"""Outbound, first half: the core's output values turned into Matrix event contents (plain
+dicts: notices, reply relation, HTML, mentions, attachments, polls, redactions).
+
+No nio and no templates here: the words come from a :class:`Renderer` (``bot.core.render``).
+The core stores the result in the outbox in the same transaction as the command's effect;
+:mod:`bot.edge.outbound` sends it.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from commands.framework import Incoming, Output, PollEnd, PollStart, Redact, Reply
+
+
+class Rendered(Protocol):
+    @property
+    def body(self) -> str: ...
+    @property
+    def html(self) -> str: ...
+
+
+class Renderer(Protocol):
+    """Where the words come from (``bot.core.render`` is one)."""
+
+    def render(self, lang: str, template: str, data: Mapping[str, Any] | None = None
+               ) -> Rendered: ...
+    def text(self, lang: str, key: str, /, **data: Any) -> str: ...
+    def attachment_bytes(self, lang: str, template: str, data: Mapping[str, Any]) -> bytes: ...
+
+HTML = "org.matrix.custom.html"
+POLL_START = "org.matrix.msc3381.poll.start"
+POLL_RESPONSE = "org.matrix.msc3381.poll.response"
+POLL_END = "org.matrix.msc3381.poll.end"
+POLL_ANSWERS = ("yes", "no", "abstain")
+
+
+def mention_link(user_id: str) -> str:
+    return f"https://matrix.to/#/{user_id}"
+
+
+def message_content(
+    words: Renderer, lang: str, reply: Reply, incoming: Incoming | None
+) -> dict[str, Any]:
+    rendered = words.render(lang, reply.template, reply.data)
+    body, html = rendered.body, rendered.html
+    content: dict[str, Any] = {
+        "msgtype": "m.text" if reply.notify else "m.notice",
+        "body": body,
+        "format": HTML,
+        "formatted_body": html,
+        "m.mentions": {"user_ids": list(reply.mentions)} if reply.notify else {},
+    }
+    if reply.notify and reply.mentions:
+        pills = " ".join(f'<a href="{mention_link(u)}">{u}</a>' for u in reply.mentions)
+        content["body"] = " ".join(reply.mentions) + ": " + body
+        content["formatted_body"] = f"{pills}: {html}"
+    if incoming is not None and reply.in_reply and reply.room_id is None and not reply.direct_to:
+        relates: dict[str, Any] = {"m.in_reply_to": {"event_id": incoming.event_id}}
+        if incoming.thread_root:
+            relates.update(
+                {"rel_type": "m.thread", "event_id": incoming.thread_root,
+                 "is_falling_back": False}
+            )
+        content["m.relates_to"] = relates
+    return content
+
+
+def outbox_items(
+    words: Renderer, lang: str, outputs: Sequence[Output], incoming: Incoming | None,
+    default_room: str,
+) -> list[dict[str, Any]]:
+    """Each output as ``{"kind", "room", "content", ...}`` for the outbox."""
+    items: list[dict[str, Any]] = []
+    for output in outputs:
+        if isinstance(output, Reply):
+            room = output.room_id or default_room
+            item: dict[str, Any] = {
+                "kind": "message",
+                "room": room,
+                "direct_to": output.direct_to,
+                "content": message_content(words, lang, output, incoming),
+            }
+            if output.attachment is not None:
+                item["attachment"] = {
+                    "filename": output.attachment.filename,
+                    "mimetype": output.attachment.mimetype,
+                    "data": base64.b64encode(words.attachment_bytes(
+                        lang, output.attachment.template, output.attachment.data)).decode(),
+                }
+            items.append(item)
+        elif isinstance(output, Redact):
+            if incoming is not None:
+                items.append(
+                    {
+                        "kind": "redact",
+                        "room": default_room,
+                        "event_id": incoming.event_id,
+                        "reason": words.text(lang, output.reason_template.removeprefix("msg:")),
+                    }
+                )
+        elif isinstance(output, PollStart):
+            question = words.render(lang, output.question_template, output.data)
+            answers = [
+                {"id": answer, "org.matrix.msc1767.text": words.text(lang, f"poll.{answer}")}
+                for answer in POLL_ANSWERS
+            ]
+            fallback = question.body + "\n" + "\n".join(
+                f"{i}. {a['org.matrix.msc1767.text']}" for i, a in enumerate(answers, 1)
+            )
+            items.append(
+                {
+                    "kind": "poll_start",
+                    "room": default_room,
+                    "vote_id": output.vote_id,
+                    "content": {
+                        POLL_START: {
+                            "kind": "org.matrix.msc3381.poll.disclosed",
+                            "max_selections": 1,
+                            "question": {"org.matrix.msc1767.text": question.body},
+                            "answers": answers,
+                        },
+                        "org.matrix.msc1767.text": fallback,
+                        "m.mentions": {},
+                    },
+                }
+            )
+        elif isinstance(output, PollEnd):
+            outcome = words.render(lang, output.outcome_template, output.data)
+            items.append(
+                {
+                    "kind": "poll_end",
+                    "room": default_room,
+                    "vote_id": output.vote_id,
+                    "content": {
+                        "org.matrix.msc1767.text": outcome.body,
+                        "body": outcome.body,
+                        "m.mentions": {},
+                    },
+                }
+            )
+    return items

@@ -1,0 +1,44 @@
+"""Ad hoc meeting requests: a new signal asks for a meeting when the next one is too far."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from commands.framework import Output, Reply
+from commands.meetings.cadence import Mode
+from commands.meetings.common import (
+    chairs,
+    next_planned,
+    when,
+)
+from commands.model import Cell, Table
+from storage.repositories import Repositories
+
+log = logging.getLogger(__name__)
+
+# ---- ad hoc requests -------------------------------------------------------------------
+
+
+def after_signal(repos: Repositories, cell: Cell, now: datetime) -> list[Output]:
+    """A signal while asleep, or long before the next meeting: ask the chair for one."""
+    state = repos.meetings.state(cell.id, Table.OPERATIONAL.value)
+    asleep = state is None or state.mode == Mode.SLEEP.value
+    upcoming = next_planned(repos, cell, Table.OPERATIONAL, now)
+    in_progress = repos.meetings.in_progress(cell.id, Table.OPERATIONAL.value)
+    cadence = cell.tables[Table.OPERATIONAL].cadence
+    limit = timedelta(days=cadence.ad_hoc_if_next_meeting_beyond_days)
+    far = upcoming is None or upcoming.starts_at - now > limit
+    if in_progress is not None or not (asleep or far):
+        return []
+    return [Reply(
+        "msg:meeting.ad_hoc_needed",
+        {
+            "asleep": asleep,
+            "days": limit.days,
+            "next": when(upcoming.starts_at, cell) if upcoming else None,
+        },
+        notify=True,
+        mentions=chairs(cell, repos, Table.OPERATIONAL),
+        in_reply=False,
+    )]

@@ -1,0 +1,87 @@
+"""The decision list of an ended meeting: outcomes of votes and transitions, by code only."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from commands.meetings.common import (
+    meeting_data,
+    next_planned,
+    when,
+)
+from commands.model import Cell, Table
+from storage.meetings import (
+    DecisionRecord,
+    MeetingRecord,
+)
+from storage.repositories import Repositories
+
+log = logging.getLogger(__name__)
+
+# ---- the decision list -----------------------------------------------------------------
+
+
+def decision_list(repos: Repositories, cell: Cell, table: Table, meeting: MeetingRecord,
+                  now: datetime) -> dict[str, Any]:
+    """What the meeting decided, by code: transitions, flags, trajectories and evaluation
+    dates, votes and their outcomes, fiches sent; who took part; the next meeting.
+
+    Individual ballots and fiche edits are not decisions and stay out (``vote status`` and
+    ``case show`` have them).
+    """
+    rows: list[dict[str, Any]] = []
+    if table is Table.OPERATIONAL and meeting.started_at is not None:
+        for record in repos.meetings.decisions_between(cell.id, meeting.started_at, now):
+            row = _decision(repos, cell, record)
+            if row is not None:
+                rows.append(row)
+    upcoming = next_planned(repos, cell, table, now)
+    return {
+        "table": table.value,
+        "meeting": meeting_data(meeting, cell),
+        "started": when(meeting.started_at or now, cell),
+        "ended": when(now, cell),
+        "decisions": rows,
+        "present": repos.meetings.attendees(meeting.id),
+        "next": when(upcoming.starts_at, cell) if upcoming else None,
+    }
+
+
+#: Audit actions that are steps towards a decision, not decisions.
+_NOT_DECISIONS = ("ballot_", "vote_open_", "fiche_edit")
+_OUTCOMES = {"vote_adopted": "adopted", "vote_not_adopted": "not_adopted",
+             "vote_cancelled": "cancelled"}
+
+
+def _decision(repos: Repositories, cell: Cell, record: DecisionRecord) -> dict[str, Any] | None:
+    if record.action.startswith(_NOT_DECISIONS):
+        return None
+    row: dict[str, Any] = {"code": record.code, "action": record.action,
+                           "from": record.from_status, "to": record.to_status}
+    if record.action == "signal":
+        row["kind"] = "signal"
+    elif record.action.startswith("flag_"):
+        row["kind"] = "flag"
+        row["flag"] = record.action.removeprefix("flag_")
+    elif record.action == "scenario":
+        row["kind"] = "scenario"
+        dossier = repos.dossiers.get(cell.id, record.code)
+        row["scenario"] = dossier.scenario if dossier else ""
+        row["evaluation"] = (dossier.next_evaluation.isoformat()
+                             if dossier and dossier.next_evaluation else "")
+    elif record.action in _OUTCOMES:
+        row["kind"] = "vote"
+        row["outcome"] = _OUTCOMES[record.action]
+        vote_id = record.decision_ref.removeprefix("vote:")
+        vote = repos.votes.get(int(vote_id)) if vote_id.isdigit() else None
+        row["vote"] = vote.id if vote else ""
+        row["proposal"] = vote.kind if vote else ""
+    elif record.action == "fiche_sent":
+        row["kind"] = "fiche_sent"
+    elif record.from_status and record.to_status:
+        row["kind"] = "transition"
+    else:
+        row["kind"] = "other"
+    return row

@@ -1,0 +1,125 @@
+"""``members``: the table's roster; ``members add`` / ``members remove`` for the chair.
+
+The roster comes from the configuration; a chair's changes in chat are stored on top of it and
+checked against the same rules of the guideline (spec §5).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from commands.framework import Args, CommandContext, Output, Refusal, Reply, Router, UsageError
+from commands.members.roster import effective_member, effective_roster, table_members
+from commands.model import (
+    Member,
+    Role,
+    Table,
+    Who,
+    member_problems,
+    roster_problems,
+    rule_code,
+)
+from storage.repositories import RosterChange
+
+router = Router("members")
+
+USER_ID = re.compile(r"@[^:\s]+:[^\s]+")
+
+
+@router.command("members", help="members")
+def list_members(ctx: CommandContext, args: Args) -> Sequence[Output]:
+    rows = [
+        {
+            "user_id": m.user_id,
+            "role": m.role.value,
+            "organisation": m.organisation,
+            "acked": ctx.repos.acks.has_acked(ctx.cell.id, ctx.table.value, m.user_id),
+        }
+        for m in table_members(ctx.cell, ctx.repos, ctx.table)
+    ]
+    return [Reply("members", {"members": rows, "table": ctx.table.value})]
+
+
+def _check(ctx: CommandContext, changed: Member | None, user_id: str) -> None:
+    roster = [m for m in effective_roster(ctx.cell, ctx.repos) if m.user_id != user_id]
+    if changed is not None:
+        problems = member_problems(ctx.cell, changed, "member")
+        if problems:
+            raise Refusal("members.rule." + rule_code(problems[0][1]))
+        roster.append(changed)
+    problems = roster_problems(ctx.cell.model_copy(update={"members": tuple(roster)}), "")
+    if problems:
+        raise Refusal("members.rule." + rule_code(problems[0][1]))
+
+
+@router.command(
+    "members",
+    sub="add",
+    who=Who.CHAIR,
+    keys=frozenset({"tables"}),
+    min_positional=3,
+    max_positional=8,
+    help="members",
+)
+def add_member(ctx: CommandContext, args: Args) -> Sequence[Output]:
+    user_id, role_word, *organisation_words = args.positional
+    if not USER_ID.fullmatch(user_id):
+        raise UsageError("members.bad_user_id")
+    try:
+        role = Role(ctx.english(role_word))
+    except ValueError as exc:
+        raise UsageError("members.bad_role", roles=", ".join(r.value for r in Role)) from exc
+    try:
+        tables = tuple(Table(ctx.english(t)) for t in args.list("tables")) or (ctx.table,)
+    except ValueError as exc:
+        raise UsageError("members.bad_table") from exc
+    member = Member(
+        user_id=user_id, role=role, organisation=" ".join(organisation_words), tables=tables
+    )
+    _check(ctx, member, user_id)
+    ctx.repos.roster.put(
+        RosterChange(
+            cell=ctx.cell.id,
+            user_id=user_id,
+            role=role.value,
+            organisation=member.organisation,
+            tables=tuple(t.value for t in tables),
+            removed=False,
+        ),
+        actor=ctx.member.user_id,
+        at=ctx.now,
+    )
+    ctx.repos.audit.record(
+        cell=ctx.cell.id, actor=ctx.member.user_id, action="member_add", at=ctx.now
+    )
+    return [Reply("msg:members.added", {"user_id": user_id, "role": role.value})]
+
+
+@router.command(
+    "members", sub="remove", who=Who.CHAIR, min_positional=1, max_positional=1, help="members"
+)
+def remove_member(ctx: CommandContext, args: Args) -> Sequence[Output]:
+    user_id = args.positional[0]
+    if not USER_ID.fullmatch(user_id):
+        raise UsageError("members.bad_user_id")
+    current = effective_member(ctx.cell, ctx.repos, user_id)
+    if current is None:
+        raise Refusal("members.not_found", user_id=user_id)
+    _check(ctx, None, user_id)
+    ctx.repos.roster.put(
+        RosterChange(
+            cell=ctx.cell.id,
+            user_id=user_id,
+            role=current.role.value,
+            organisation=current.organisation,
+            tables=tuple(t.value for t in current.tables),
+            removed=True,
+        ),
+        actor=ctx.member.user_id,
+        at=ctx.now,
+    )
+    ctx.repos.audit.record(
+        cell=ctx.cell.id, actor=ctx.member.user_id, action="member_remove", at=ctx.now
+    )
+    return [Reply("msg:members.removed", {"user_id": user_id})]

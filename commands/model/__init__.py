@@ -1,0 +1,55 @@
+"""The one model of a LIVC-R: tables, roles, members, cells, durations, roster rules and the
+dossier workflow's statuses. It imports nothing of ours (an import contract checks it)."""
+
+from commands.model.dossier import CONTEXTS, FINAL, OPEN, TRANSITIONS, Phenomenon, Status
+from commands.model.durations import parse_duration
+from commands.model.roster import (
+    DEFAULT_INDICATORS,
+    DEFAULT_SCENARIOS,
+    INTELLIGENCE_PATTERNS,
+    POLICE_PATTERNS,
+    RULE_CODES,
+    WEEKDAYS,
+    CadenceConfig,
+    Cell,
+    Member,
+    Role,
+    Strict,
+    Table,
+    TableConfig,
+    Who,
+    chair_role,
+    chairs_among,
+    member_problems,
+    roster_problems,
+    rule_code,
+)
+
+__all__ = [
+    "CONTEXTS",
+    "DEFAULT_INDICATORS",
+    "DEFAULT_SCENARIOS",
+    "FINAL",
+    "INTELLIGENCE_PATTERNS",
+    "OPEN",
+    "POLICE_PATTERNS",
+    "RULE_CODES",
+    "TRANSITIONS",
+    "WEEKDAYS",
+    "CadenceConfig",
+    "Cell",
+    "Member",
+    "Phenomenon",
+    "Role",
+    "Status",
+    "Strict",
+    "Table",
+    "TableConfig",
+    "Who",
+    "chair_role",
+    "chairs_among",
+    "member_problems",
+    "parse_duration",
+    "roster_problems",
+    "rule_code",
+]

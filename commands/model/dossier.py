@@ -1,0 +1,52 @@
+"""Dossier statuses, the legal transitions between them (spec §7), phenomena and contexts."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+
+
+class Status(enum.StrEnum):
+    SIGNALLED = "signalled"
+    ASSESSING = "assessing"
+    FOLLOW_UP = "follow_up"
+    NOT_RETAINED = "not_retained"
+    EVALUATION = "evaluation"
+    CLOSED = "closed"
+
+
+OPEN = (Status.SIGNALLED, Status.ASSESSING, Status.FOLLOW_UP, Status.EVALUATION)
+FINAL = (Status.NOT_RETAINED, Status.CLOSED)
+
+TRANSITIONS: Mapping[Status, tuple[Status, ...]] = {
+    Status.SIGNALLED: (Status.ASSESSING, Status.FOLLOW_UP, Status.NOT_RETAINED),
+    Status.ASSESSING: (Status.FOLLOW_UP, Status.NOT_RETAINED),
+    Status.FOLLOW_UP: (Status.EVALUATION, Status.CLOSED),
+    Status.EVALUATION: (Status.FOLLOW_UP, Status.CLOSED),
+    Status.NOT_RETAINED: (),
+    Status.CLOSED: (),
+}
+
+
+class Phenomenon(enum.StrEnum):
+    FTF = "FTF"
+    HTF = "HTF"
+    HP = "HP"
+    CHILD = "child"
+    EARLY = "early"
+
+
+CONTEXTS = (
+    "family",
+    "identity",
+    "school",
+    "work",
+    "psychological",
+    "housing",
+    "health",
+    "leisure",
+    "finances",
+    "justice",
+    "social-network",
+    "online",
+)

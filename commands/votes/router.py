@@ -1,0 +1,155 @@
+"""``vote``: consensus among the members present (spec §9).
+
+``vote open accept|reject|close|fiche C-…`` (chair, during a meeting with attendance),
+``vote yes|no|abstain [id]`` (present members), ``vote status [id]``, ``vote close [id]`` and
+``vote cancel [id]`` (chair). Each vote is mirrored by a native poll.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from commands.dossiers.case import parse_code
+from commands.dossiers.workflow import get_dossier
+from commands.fiche.document import fiche_complete
+from commands.framework import (
+    Args,
+    Command,
+    CommandContext,
+    Handler,
+    Output,
+    PollStart,
+    Refusal,
+    Reply,
+    Router,
+    UsageError,
+)
+from commands.model import TRANSITIONS, Status, Table, Who, parse_duration
+from commands.votes.closing import (
+    TARGET,
+    TableVotes,
+    cancel_vote,
+    cast,
+    close_vote,
+    current_tally,
+    find_vote,
+    tally_data,
+)
+from commands.votes.consensus import Choice, Kind, State
+
+router = Router("vote")
+OPERATIONAL = frozenset({Table.OPERATIONAL})
+
+
+def _scope(ctx: CommandContext) -> TableVotes:
+    return TableVotes(ctx.cell, ctx.table, ctx.repos, ctx.scheduler, ctx.now)
+
+
+@router.command("vote", sub="open", who=Who.CHAIR, tables=OPERATIONAL, min_positional=2,
+                max_positional=2, keys=frozenset({"deadline"}), help="vote")
+def vote_open(ctx: CommandContext, args: Args) -> Sequence[Output]:
+    try:
+        kind = Kind(ctx.english(args.positional[0]))
+    except ValueError as exc:
+        raise UsageError("vote.bad_kind") from exc
+    code = parse_code(args.positional[1])
+    deadline = None
+    if args.get("deadline") is not None:
+        try:
+            span = parse_duration(args.get("deadline") or "")
+        except ValueError as exc:
+            raise UsageError("vote.bad_deadline") from exc
+        if not timedelta(minutes=1) <= span <= timedelta(hours=12):
+            raise UsageError("vote.bad_deadline")
+        deadline = ctx.now + span
+    meeting = ctx.repos.meetings.in_progress(ctx.cell.id, ctx.table.value)
+    if meeting is None:
+        raise Refusal("vote.no_meeting")
+    present = ctx.repos.meetings.attendees(meeting.id)
+    if not present:
+        raise Refusal("vote.no_attendance")
+    record = get_dossier(ctx.repos, ctx.cell, code)
+    status = Status(record.status)
+    fiche_version = 0
+    if kind in TARGET:
+        if TARGET[kind] not in TRANSITIONS[status]:
+            allowed = ", ".join(s.value for s in TRANSITIONS[status]) or "—"
+            raise Refusal("case.illegal_transition", code=code, current=status.value,
+                          to=TARGET[kind].value, allowed=allowed)
+    else:
+        missing = fiche_complete(ctx.repos, ctx.cell, code)
+        if missing:
+            raise Refusal("vote.fiche_incomplete", code=code, missing=", ".join(missing))
+        fiche = ctx.repos.votes.fiche(ctx.cell.id, code)
+        fiche_version = fiche.version if fiche else 0
+    for other in ctx.repos.votes.open_votes(ctx.cell.id, ctx.table.value):
+        if other.code == code:
+            raise Refusal("vote.already_open", id=other.id, code=code)
+    vote = ctx.repos.votes.create(
+        cell=ctx.cell.id, table=ctx.table.value, meeting_id=meeting.id, kind=kind.value,
+        code=code, opened_by=ctx.member.user_id, at=ctx.now, deadline=deadline,
+        fiche_version=fiche_version,
+    )
+    ctx.repos.audit.record(
+        cell=ctx.cell.id, actor=ctx.member.user_id, action=f"vote_open_{kind.value}",
+        at=ctx.now, code=code, decision_ref=f"vote:{vote.id}", meeting_id=meeting.id,
+    )
+    data = {"id": vote.id, "kind": kind.value, "code": code, "eligible": len(present),
+            "deadline": deadline.astimezone(ctx.cell.tz).strftime("%H:%M") if deadline else ""}
+    return [Reply("vote_opened", data), PollStart(vote.id, "vote_question", data)]
+
+
+def _ballot(choice: Choice) -> Handler:
+    def handler(ctx: CommandContext, args: Args) -> Sequence[Output]:
+        scope = _scope(ctx)
+        vote = find_vote(scope, args.positional[0] if args.positional else None)
+        t, outputs = cast(scope, vote, ctx.member.user_id, choice, "command")
+        if t is None:
+            return [Reply("msg:vote.deadline_passed", {"id": vote.id}), *outputs]
+        data = {"id": vote.id, "code": vote.code, "choice": choice.value, **tally_data(t)}
+        return [Reply("msg:vote.ballot_recorded", data), *outputs]
+
+    return handler
+
+
+for _choice in Choice:
+    router.commands.append(
+        Command(name="vote", sub=_choice.value, handler=_ballot(_choice), tables=OPERATIONAL,
+                max_positional=1, help="vote")
+    )
+
+
+@router.command("vote", sub="status", tables=OPERATIONAL, max_positional=1, help="vote")
+def vote_status(ctx: CommandContext, args: Args) -> Sequence[Output]:
+    scope = _scope(ctx)
+    if args.positional:
+        vote = find_vote(scope, args.positional[0])
+    else:
+        open_votes = ctx.repos.votes.open_votes(ctx.cell.id, ctx.table.value)
+        if not open_votes:
+            raise Refusal("vote.none_open")
+        vote = open_votes[-1]
+    t = current_tally(scope, vote)
+    return [Reply("vote_status", {"id": vote.id, "kind": vote.kind, "code": vote.code,
+                                  "state": vote.state, **tally_data(t)})]
+
+
+@router.command("vote", sub="close", who=Who.CHAIR, tables=OPERATIONAL, max_positional=1,
+                help="vote")
+def vote_close(ctx: CommandContext, args: Args) -> Sequence[Output]:
+    scope = _scope(ctx)
+    vote = find_vote(scope, args.positional[0] if args.positional else None)
+    if vote.state != State.OPEN.value:
+        raise Refusal("vote.not_open", id=vote.id, state=vote.state)
+    return close_vote(scope, vote, actor=ctx.member.user_id, reason="chair")
+
+
+@router.command("vote", sub="cancel", who=Who.CHAIR, tables=OPERATIONAL, max_positional=1,
+                help="vote")
+def vote_cancel(ctx: CommandContext, args: Args) -> Sequence[Output]:
+    scope = _scope(ctx)
+    vote = find_vote(scope, args.positional[0] if args.positional else None)
+    if vote.state != State.OPEN.value:
+        raise Refusal("vote.not_open", id=vote.id, state=vote.state)
+    return cancel_vote(scope, vote, actor=ctx.member.user_id, reason="chair")
