@@ -47,6 +47,11 @@ class OutboxItem:
     purpose: str
 
     @property
+    def answers_member(self) -> bool:
+        """Answers a member's Matrix event (ids start with ``$``), not a job or the cadence."""
+        return self.source_event_id.startswith("$")
+
+    @property
     def txn_id(self) -> str:
         """Stable transaction id: a resend after a crash is deduplicated by the server.
 

@@ -107,7 +107,7 @@ class Harness:
         return [Sent(i) for i in fresh]
 
     def say(self, body: str, sender: str = CHAIR, table: Table = Table.OPERATIONAL) -> list[Sent]:
-        self.core.handle(incoming(body, sender=sender, table=table, at=self.clock.now))
+        self.core.decide(incoming(body, sender=sender, table=table, at=self.clock.now))
         return self.new()
 
     def text(self, body: str, sender: str = CHAIR, table: Table = Table.OPERATIONAL) -> str:

@@ -232,7 +232,7 @@ async def test_jobs_are_derived_at_start_rebuilt_after_restart_and_follow_change
     clock = Clock(T0)
     first = _service(tmp_path, clock)
     try:
-        await asyncio.to_thread(first.core.handle, incoming(
+        await asyncio.to_thread(first.core.decide, incoming(
             "!signal phenomenon=HTF indicators=isolation assessed=yes", sender=PARTNER, at=T0))
         await first.jobs.start()
         before = _table_jobs(first)
@@ -248,7 +248,7 @@ async def test_jobs_are_derived_at_start_rebuilt_after_restart_and_follow_change
         assert set(_table_jobs(second)) == set(before)
         second.scheduler.start()
         # A change in the chat re-derives that table's jobs (listener, after commit).
-        await asyncio.to_thread(second.core.handle, incoming("!meeting cancel", at=T0))
+        await asyncio.to_thread(second.core.decide, incoming("!meeting cancel", at=T0))
         for _ in range(100):
             jobs = _table_jobs(second)
             if not any(k.endswith(":86400") and "|reminder:1:" in k for k in jobs):
@@ -268,7 +268,7 @@ async def test_a_reminder_missed_while_down_fires_once_after_start_and_not_after
     clock = Clock(T0)
     service = _service(tmp_path, clock)
     try:
-        await asyncio.to_thread(service.core.handle, incoming(
+        await asyncio.to_thread(service.core.decide, incoming(
             "!signal phenomenon=HTF indicators=isolation assessed=yes", sender=PARTNER, at=T0))
         service.core.pending()
     finally:

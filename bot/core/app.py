@@ -1,29 +1,40 @@
-"""The application core: decisions in one transaction each, replies through the outbox.
+"""The application core: every inbound event decided in one transaction, replies through the
+outbox.
 
-``handle`` runs a command exactly once: the effect, the rendered replies and the processed
-event id are committed together. ``bot.matrix`` sends the outbox afterwards and deletes each
-item once the homeserver has it; a crash in between resends with the same transaction id, which
-the homeserver deduplicates. No nio here.
+:meth:`Core.decide` is the one path for every inbound kind (commands, poll answers,
+undecryptable holds, outsider joins, unencrypted-room refusals): the effect, the rendered
+replies and the processed event id are committed together by the one enqueue step
+(:meth:`Core._enqueue`). The edge sends the outbox afterwards and deletes each item once the
+homeserver has it; a crash in between resends with the same transaction id, which the
+homeserver deduplicates. No nio here.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from bot.config import Config
 from bot.core import render
-from bot.core.dispatcher import Dispatcher, where
+from bot.core.dispatcher import Dispatcher
 from bot.edge.content import outbox_items
+from bot.edge.inbound import (
+    Inbound,
+    OutsiderJoined,
+    PollAnswer,
+    RoomRef,
+    Undecryptable,
+    UnencryptedCommand,
+)
+from bot.logsafe import where
 from commands.framework import ChangeRecorder, Incoming, Output, Reply, SchedulerPort
 from commands.meetings import cadence
 from commands.meetings.recompute import recompute_all, recompute_table
 from commands.meetings.reminders import JobPlan, job_plan
 from commands.members.roster import effective_member, table_members
-from commands.model import Role, Table, parse_duration
+from commands.model import Cell, Table, chairs_among, parse_duration
+from commands.votes.closing import TableVotes, poll_ballot
 from storage.db import Database
 from storage.repositories import OutboxItem, Repositories
 
@@ -38,17 +49,6 @@ def system_clock() -> datetime:
     return datetime.now(UTC)  # the wall clock: read here and nowhere else in the bot
 
 
-@dataclass(frozen=True)
-class RoomRef:
-    cell: str
-    table: Table
-
-
-def is_reply(item: OutboxItem) -> bool:
-    """Answers a member's Matrix event (ids start with ``$``), not a job or the cadence."""
-    return item.source_event_id.startswith("$")
-
-
 def send_order(items: Sequence[OutboxItem]) -> list[OutboxItem]:
     """Replies to members first, but never ahead of an earlier item for the same room.
 
@@ -60,7 +60,7 @@ def send_order(items: Sequence[OutboxItem]) -> list[OutboxItem]:
     later: list[OutboxItem] = []
     waiting_rooms: set[str] = set()
     for item in items:
-        if is_reply(item) and item.room_id not in waiting_rooms:
+        if item.answers_member and item.room_id not in waiting_rooms:
             first.append(item)
         else:
             later.append(item)
@@ -95,53 +95,95 @@ class Core:
     def language(self, cell: str) -> str:
         return self.config.cell(cell).language
 
-    def handle(self, incoming: Incoming) -> bool:
-        """Run one command exactly once; False when the event was handled before.
-
-        If deciding or rendering fails unexpectedly, the command's effects are rolled back and
-        it is answered with an error, so one bad command can never block the sync loop.
-        """
-        try:
-            return self._handle(incoming)
-        except Exception as exc:
-            log.error("a command failed with %s at %s; answered with an error",
-                      type(exc).__name__, where(exc))
-            self._answer_failure(incoming)
-            return True
-
-    def _answer_failure(self, incoming: Incoming) -> None:
-        with self.db.unit_of_work() as repos:
-            if repos.events.is_processed(incoming.event_id):
-                return
-            now = self.clock()
-            reply = Reply("msg:error.internal")
-            for item in outbox_items(render, self.language(incoming.cell), [reply], incoming, incoming.room_id):
-                repos.events.enqueue(
-                    incoming.event_id, item.pop("room"), item.pop("kind"), item, now
-                )
-            repos.events.mark_processed(incoming.event_id, incoming.room_id, now)
-
-    def _handle(self, incoming: Incoming) -> bool:
-        lang = self.language(incoming.cell)
-        changes = ChangeRecorder()
-        with self.db.unit_of_work() as repos:
-            if repos.events.is_processed(incoming.event_id):
-                return False
-            now = self.clock()
-            outputs = self.dispatcher.dispatch(incoming, repos, now, scheduler=changes)
-            outputs += self._recompute(repos, changes, now, incoming)
-            for item in outbox_items(render, lang, outputs, incoming, incoming.room_id):
-                repos.events.enqueue(
-                    incoming.event_id, item.pop("room"), item.pop("kind"), item, now
-                )
-            repos.events.mark_processed(incoming.event_id, incoming.room_id, now)
-        self._forward(changes)
-        return True
-
-    # ---- meetings and the cadence (spec §8) -----------------------------------------
     def table_room(self, cell: str, table: Table) -> str | None:
         return self.room_ids.get(cell, {}).get(table)
 
+    # ---- the one path of every inbound event ----------------------------------------
+    def decide(self, event: Inbound) -> bool:
+        """Decide one inbound event exactly once; False when it was decided before (or its
+        room is not a table's).
+
+        A command whose decision fails unexpectedly has its effects rolled back and is
+        answered with an error, a failing poll answer is dropped, so one bad event can never
+        block the sync loop.
+        """
+        ref = RoomRef(event.cell, event.table) if isinstance(event, Incoming) else (
+            self.rooms.get(event.room_id))
+        if ref is None:
+            return False
+        if not isinstance(event, Incoming | PollAnswer):
+            return self._decide(ref, event)
+        try:
+            return self._decide(ref, event)
+        except Exception as exc:
+            log.error("deciding a %s failed with %s at %s", type(event).__name__,
+                      type(exc).__name__, where(exc))
+            self._failed(ref, event)
+            return True
+
+    def _decide(self, ref: RoomRef, event: Inbound) -> bool:
+        cell = self.config.cell(ref.cell)
+        changes = ChangeRecorder()
+        with self.db.unit_of_work() as repos:
+            if repos.events.is_processed(event.event_id):
+                return False
+            now = self.clock()
+            outputs, answering = self._outputs(cell, ref, event, repos, changes, now)
+            outputs += self._recompute(repos, changes, now, event if isinstance(
+                event, Incoming) else None)
+            self._enqueue(repos, cell.language, event.event_id, outputs, answering,
+                          event.room_id, now)
+            repos.events.mark_processed(event.event_id, event.room_id, now)
+        self._forward(changes)
+        return True
+
+    def _outputs(self, cell: Cell, ref: RoomRef, event: Inbound, repos: Repositories,
+                 changes: ChangeRecorder, now: datetime) -> tuple[list[Output], Incoming | None]:
+        """What an event decides, and the event its replies answer (None: no reply relation)."""
+        if isinstance(event, Incoming):
+            return self.dispatcher.dispatch(event, repos, now, scheduler=changes), event
+        sender = event.sender if isinstance(event, PollAnswer | Undecryptable) else ""
+        answering = Incoming(ref.cell, ref.table, event.room_id, event.event_id, sender, "", now)
+        if isinstance(event, PollAnswer):
+            votes = TableVotes(cell, ref.table, repos, changes, now)
+            return poll_ballot(votes, event.poll_event_id, event.sender, event.answer), answering
+        if isinstance(event, Undecryptable):
+            return [Reply("msg:error.undecryptable", {"sender": event.sender})], answering
+        if isinstance(event, UnencryptedCommand):
+            return [Reply("msg:error.unencrypted")], answering
+        assert isinstance(event, OutsiderJoined)
+        member = effective_member(cell, repos, event.user_id)
+        if member is not None and ref.table in member.tables:
+            return [], None
+        log.warning("a non-roster user joined a table room %s", event.room_id)
+        chairs = chairs_among(table_members(cell, repos, ref.table), ref.table)
+        return [Reply("msg:members.outsider", {"user_id": event.user_id}, notify=True,
+                      mentions=chairs, in_reply=False)], None
+
+    def _failed(self, ref: RoomRef, event: Incoming | PollAnswer) -> None:
+        """After a failed decision: a command is answered with an error, a poll answer is only
+        marked as processed (it is never retried)."""
+        outputs: list[Output] = [Reply("msg:error.internal")] if isinstance(
+            event, Incoming) else []
+        with self.db.unit_of_work() as repos:
+            if repos.events.is_processed(event.event_id):
+                return
+            now = self.clock()
+            if isinstance(event, Incoming):
+                self._enqueue(repos, self.language(ref.cell), event.event_id, outputs, event,
+                              event.room_id, now)
+            repos.events.mark_processed(event.event_id, event.room_id, now)
+
+    def _enqueue(self, repos: Repositories, lang: str, key: str, outputs: Sequence[Output],
+                 answering: Incoming | None, room: str, now: datetime) -> int:
+        """The one enqueue step: outputs rendered into Matrix contents, into the outbox under
+        ``key``, in the caller's transaction. Returns how many items were queued."""
+        items = outbox_items(render, lang, outputs, answering, room)
+        for item in items:
+            repos.events.enqueue(key, item.pop("room"), item.pop("kind"), item, now)
+        return len(items)
+
+    # ---- meetings and the cadence (spec §8) -----------------------------------------
     def _forward(self, changes: ChangeRecorder) -> None:
         """After commit: the scheduler re-derives the jobs of the tables that changed."""
         for cell, table in dict.fromkeys(changes.changed):
@@ -190,8 +232,7 @@ class Core:
                     log.warning("no room bound for %s/%s: a job's messages are dropped",
                                 cell_id, table.value)
             else:
-                for item in outbox_items(render, cell.language, outputs, None, room):
-                    repos.events.enqueue(key, item.pop("room"), item.pop("kind"), item, now)
+                self._enqueue(repos, cell.language, key, outputs, None, room, now)
             if once:
                 repos.events.mark_processed(key, room or f"job:{cell_id}", now)
         self._forward(changes)
@@ -209,11 +250,8 @@ class Core:
                 if len(sendable) < len(outputs):
                     log.warning("no room bound for a table of %s: announcements dropped",
                                 cell_id)
-                items = outbox_items(render, self.language(cell_id), sendable, None, "")
-                for item in items:
-                    repos.events.enqueue(f"recompute:{now.isoformat()}", item.pop("room"),
-                                         item.pop("kind"), item, now)
-                count += len(items)
+                count += self._enqueue(repos, self.language(cell_id), f"recompute:"
+                                       f"{now.isoformat()}", sendable, None, "", now)
         return count
 
     def job_plan(self, tables: set[tuple[str, Table]] | None = None) -> JobPlan:
@@ -221,63 +259,7 @@ class Core:
         with self.db.unit_of_work() as repos:
             return job_plan(repos, self.config.cells, self.clock(), self.grace, tables)
 
-    def outsider_joined(self, room_id: str, user_id: str, event_id: str) -> None:
-        """A room member who is not on the roster: tell the chair, once."""
-        ref = self.rooms.get(room_id)
-        if ref is None:
-            return
-        cell = self.config.cell(ref.cell)
-        with self.db.unit_of_work() as repos:
-            if repos.events.is_processed(event_id):
-                return
-            member = effective_member(cell, repos, user_id)
-            now = self.clock()
-            if member is None or ref.table not in member.tables:
-                chair_role = Role.MAYOR if ref.table is Table.STRATEGIC else Role.CHAIR
-                chairs = tuple(
-                    m.user_id
-                    for m in table_members(cell, repos, ref.table)
-                    if m.role is chair_role
-                )
-                reply = Reply(
-                    "msg:members.outsider",
-                    {"user_id": user_id},
-                    notify=True,
-                    mentions=chairs,
-                    in_reply=False,
-                )
-                for item in outbox_items(render, cell.language, [reply], None, room_id):
-                    repos.events.enqueue(event_id, item.pop("room"), item.pop("kind"), item, now)
-                log.warning("a non-roster user joined a table room %s", room_id)
-            repos.events.mark_processed(event_id, room_id, now)
-
-    def refuse_unencrypted(self, room_id: str, event_id: str) -> None:
-        ref = self.rooms[room_id]
-        with self.db.unit_of_work() as repos:
-            if repos.events.is_processed(event_id):
-                return
-            now = self.clock()
-            incoming = Incoming(ref.cell, ref.table, room_id, event_id, "", "", now)
-            reply = Reply("msg:error.unencrypted")
-            for item in outbox_items(render, self.language(ref.cell), [reply], incoming, room_id):
-                repos.events.enqueue(event_id, item.pop("room"), item.pop("kind"), item, now)
-            repos.events.mark_processed(event_id, room_id, now)
-
-    def undecryptable(self, room_id: str, sender: str, event_id: str) -> None:
-        """One notice asking the sender to resend a command we never could decrypt."""
-        ref = self.rooms.get(room_id)
-        if ref is None:
-            return
-        with self.db.unit_of_work() as repos:
-            if repos.events.is_processed(event_id):
-                return
-            now = self.clock()
-            incoming = Incoming(ref.cell, ref.table, room_id, event_id, sender, "", now)
-            reply = Reply("msg:error.undecryptable", {"sender": sender})
-            for item in outbox_items(render, self.language(ref.cell), [reply], incoming, room_id):
-                repos.events.enqueue(event_id, item.pop("room"), item.pop("kind"), item, now)
-            repos.events.mark_processed(event_id, room_id, now)
-
+    # ---- what the edge reads and records --------------------------------------------
     def pending(self) -> list[OutboxItem]:
         """The outbox in the order to send it (see :func:`send_order`)."""
         with self.db.reading() as repos:
@@ -321,46 +303,6 @@ class Core:
         return {c.id: c.language for c in self.config.cells}
 
     # ---- consensus polls and direct rooms (spec §9) ---------------------------------
-    def poll_response(self, room_id: str, sender: str, event_id: str,
-                      source: Mapping[str, Any]) -> None:
-        """A native poll answer: the ballot of an eligible member, exactly once."""
-        try:
-            self._poll_response(room_id, sender, event_id, source)
-        except Exception as exc:
-            log.error("a poll answer failed with %s at %s; ignored", type(exc).__name__,
-                      where(exc))
-            with self.db.unit_of_work() as repos:
-                if not repos.events.is_processed(event_id):
-                    repos.events.mark_processed(event_id, room_id, self.clock())
-
-    def _poll_response(self, room_id: str, sender: str, event_id: str,
-                       source: Mapping[str, Any]) -> None:
-        from commands.votes.closing import TableVotes, poll_ballot
-
-        ref = self.rooms.get(room_id)
-        if ref is None:
-            return
-        content = source.get("content", {})
-        relates = content.get("m.relates_to") or {}
-        answers = (content.get("org.matrix.msc3381.poll.response") or {}).get("answers") or []
-        if relates.get("rel_type") != "m.reference" or not answers:
-            return
-        cell = self.config.cell(ref.cell)
-        changes = ChangeRecorder()
-        with self.db.unit_of_work() as repos:
-            if repos.events.is_processed(event_id):
-                return
-            now = self.clock()
-            scope = TableVotes(cell, ref.table, repos, changes, now)
-            outputs = poll_ballot(scope, str(relates.get("event_id", "")), sender,
-                                  str(answers[0]))
-            outputs += self._recompute(repos, changes, now, None)
-            incoming = Incoming(ref.cell, ref.table, room_id, event_id, sender, "", now)
-            for item in outbox_items(render, cell.language, outputs, incoming, room_id):
-                repos.events.enqueue(event_id, item.pop("room"), item.pop("kind"), item, now)
-            repos.events.mark_processed(event_id, room_id, now)
-        self._forward(changes)
-
     def event_sent(self, item: OutboxItem, event_id: str) -> None:
         """Remember the poll event of a vote, so answers and the poll's end can refer to it."""
         vote_id = item.content.get("vote_id")

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 from bot.config import Config
 from bot.core.render import vocabulary
+from bot.logsafe import where
 from commands import help as help_cmd
 from commands import stats
 from commands.dossiers import case, signal
@@ -48,13 +47,6 @@ from storage.repositories import Repositories
 log = logging.getLogger(__name__)
 
 PREFIXES = ("//", "!", "/")
-
-
-def where(exc: BaseException) -> str:
-    """Where an exception happened (files, functions, lines; templates included), never its
-    message: messages may quote what a member typed."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    return ", ".join(f"{Path(f.filename).name}:{f.name}:{f.lineno}" for f in frames[-5:])
 
 
 def include_routers() -> list[Router]:

@@ -12,14 +12,17 @@ from bot.config import Config
 from bot.core.app import Clock, Core, system_clock
 from bot.core.jobs import Jobs
 from bot.edge.client import MatrixBot
+from commands.dossiers.workflow import apply_retention
+from commands.meetings.status import status_lines
 from commands.model import Table
 from storage.db import Database
 
 log = logging.getLogger(__name__)
 
 
-class SchedulerWiring:
-    """The scheduler port handed to commands: marks tables whose jobs must be re-derived."""
+class TablesToReschedule:
+    """The scheduler port of the running bot: collects the tables whose jobs must be
+    re-derived and tells the jobs (``listener``) at once."""
 
     def __init__(self) -> None:
         self.dirty: set[tuple[str, Table]] = set()
@@ -38,7 +41,7 @@ class Service:
         self.config = config
         self.db = Database(config.database_url)
         self.db.migrate()
-        self.wiring = SchedulerWiring()
+        self.wiring = TablesToReschedule()
         self.core = Core(config, self.db, clock=clock, scheduler=self.wiring)
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.bot = MatrixBot(self.core, on_first_sync=self._start_scheduler)
@@ -89,7 +92,6 @@ class Service:
 
 def purge_now(config: Config, db: Database | None = None, clock: Clock = system_clock) -> int:
     """Apply ``retention_days_after_close`` to every cell; return dossiers reduced."""
-    from commands.dossiers.workflow import apply_retention
 
     own = db is None
     database = db or Database(config.database_url)
@@ -108,7 +110,6 @@ def purge_now(config: Config, db: Database | None = None, clock: Clock = system_
 
 def table_status(config: Config, clock: Clock = system_clock) -> list[str]:
     """Per table: counts only, never codes."""
-    from commands.meetings.status import status_lines
 
     database = Database(config.database_url)
     database.migrate()

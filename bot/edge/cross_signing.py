@@ -28,6 +28,8 @@ from canonicaljson import encode_canonical_json
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bot.edge.files import write_secret
+
 log = logging.getLogger(__name__)
 
 KEYS_FILE = "cross_signing.json"
@@ -136,9 +138,6 @@ class CrossSigningKeys:
         return keys
 
     def save(self, path: Path) -> None:
-        # Imported here: bot.matrix imports this module at load time.
-        from bot.edge.client import write_secret
-
         data = {
             "version": FORMAT_VERSION,
             "user_id": self.user_id,

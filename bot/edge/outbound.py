@@ -1,0 +1,236 @@
+"""Outbound, second half: the outbox sent to the homeserver (notices, replies, attachments
+encrypted and uploaded, polls, redactions, direct rooms created on first use).
+
+Replies to members go first; one flush at a time, in the background, never blocking the sync
+loop. Contents were built by :mod:`bot.edge.content` when the core decided.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from dataclasses import dataclass, field
+
+from nio import AsyncClient, RoomCreateResponse, RoomPreset, RoomSendResponse
+from nio.crypto.attachments import encrypt_attachment
+
+from bot.edge.content import POLL_END, POLL_START
+from bot.edge.devices import KeySharing
+from bot.edge.port import CorePort
+from bot.logsafe import where
+from storage.repositories import OutboxItem
+
+log = logging.getLogger(__name__)
+
+#: Consecutive failed sends after which a reply is given up (logged, not silently).
+GIVE_UP_ATTEMPTS = 50
+
+
+@dataclass
+class OutboxSender:
+    """Sends the outbox; ``ready`` once the first sync knows the rooms, ``stop`` ends it."""
+
+    client: AsyncClient
+    core: CorePort
+    keys: KeySharing
+    ready: asyncio.Event
+    stop: asyncio.Event
+    _flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _attempts: dict[int, int] = field(default_factory=dict)
+    #: The background flush that sends replies while the next command of a sync is decided.
+    _flusher: asyncio.Task[None] | None = None
+    _flush_wanted: bool = False
+    #: A flush stopped at an item that could not go yet: the next sync tries again.
+    stalled: bool = False
+
+    async def finish(self) -> None:
+        """Wait for a flush under way (at stop)."""
+        if self._flusher is not None:
+            try:
+                await self._flusher
+            except Exception as exc:
+                log.info("the last flush ended with %s", type(exc).__name__)
+
+    def flush_soon(self) -> None:
+        """Send the outbox in the background: a reply just decided while the next command of
+        the same sync is decided (ten members at once do not wait for each other's turns),
+        what a job decided, the start-up announcements. One flush at a time; a flush asked
+        for while one runs makes it run again, replies to members first (a backlog of
+        announcements yields to them). The sync loop never waits for a flush."""
+        self._flush_wanted = True
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_while_wanted())
+
+    async def _flush_while_wanted(self) -> None:
+        while self._flush_wanted and not self.stop.is_set():
+            self._flush_wanted = False
+            try:
+                await self._flush_outbox()
+            except Exception as exc:  # the next sync tries again (_stalled)
+                log.warning("sending replies failed with %s at %s", type(exc).__name__,
+                            where(exc))
+                self._flush_wanted = False
+                self.stalled = True
+                return
+
+    async def _flush_outbox(self) -> None:
+        """Send pending replies in order; stop at the first that cannot go yet.
+
+        Nothing is dropped before the first sync (rooms are unknown until then). An item that
+        keeps failing is given up after ``GIVE_UP_ATTEMPTS`` tries, so one broken room cannot
+        block every other reply forever. Sent items leave the outbox in one transaction at
+        the end (a crash before it resends them with the same transaction ids, which the
+        homeserver deduplicates).
+        """
+        if not self.ready.is_set():
+            return
+        async with self._flush_lock:
+            done: list[OutboxItem] = []
+            self.keys.forget_rosters()
+            try:
+                await self._send_pending(done)
+            finally:
+                if done:
+                    await asyncio.to_thread(self.core.sent_many, done)
+
+    async def _send_pending(self, done: list[OutboxItem]) -> None:
+        """Send the outbox in order (``Core.pending``: replies to members first); what went
+        out is appended to ``done``. A stop request ends a long flush (thousands of start-up
+        announcements) between two items."""
+        for item in await asyncio.to_thread(self.core.pending):
+            if self.stop.is_set():
+                return
+            if self._flush_wanted and not item.answers_member:
+                return  # a member's new reply goes first; this flush runs again after it
+            try:
+                ok = await self._send(item)
+            except Exception as exc:
+                log.warning("sending a reply failed (%s); will retry", type(exc).__name__)
+                ok = False
+            if not ok:
+                tries = self._attempts.get(item.id, 0) + 1
+                self._attempts[item.id] = tries
+                if tries < GIVE_UP_ATTEMPTS:
+                    self.stalled = True
+                    return
+                log.error("giving up on a reply to %s after %d attempts", item.room_id,
+                          tries)
+            self._attempts.pop(item.id, None)
+            done.append(item)
+
+    async def _direct_room(self, origin_room: str, user_id: str) -> str | None:
+        """The encrypted direct room with ``user_id``: reused, created on first use.
+
+        A new room is only usable after the next sync; None means "try again then".
+        """
+        ref = self.core.rooms.get(origin_room)
+        if ref is None:
+            return None
+        room_id = await asyncio.to_thread(self.core.direct_room, ref.cell, user_id)
+        if room_id is not None:
+            self.core.direct_users[room_id] = user_id
+            return room_id if room_id in self.client.rooms else None
+        response = await self.client.room_create(
+            is_direct=True,
+            invite=[user_id],
+            preset=RoomPreset.trusted_private_chat,
+            initial_state=[
+                {"type": "m.room.encryption", "state_key": "",
+                 "content": {"algorithm": "m.megolm.v1.aes-sha2"}},
+                {"type": "m.room.history_visibility", "state_key": "",
+                 "content": {"history_visibility": "invited"}},
+                {"type": "m.room.guest_access", "state_key": "",
+                 "content": {"guest_access": "forbidden"}},
+            ],
+        )
+        if not isinstance(response, RoomCreateResponse):
+            log.warning("could not create a direct room (%s)", type(response).__name__)
+            return None
+        await asyncio.to_thread(self.core.set_direct_room, ref.cell, user_id,
+                                str(response.room_id))
+        log.info("created an encrypted direct room for an information officer")
+        return None
+
+    async def _send(self, item: OutboxItem) -> bool:
+        data = item.content
+        room_id = item.room_id
+        if item.event_type == "redact":
+            await self.client.room_redact(
+                room_id, data["event_id"], reason=data.get("reason"), tx_id=item.txn_id
+            )
+            return True  # no power to redact is not an error worth retrying
+        if data.get("direct_to"):
+            direct = await self._direct_room(room_id, data["direct_to"])
+            if direct is None:
+                return False
+            room_id = direct
+        if room_id not in self.client.rooms:
+            log.warning("a reply waits for a room the bot has not joined (yet)")
+            return False
+        await self.keys.prepare_room(room_id)
+        content = dict(data["content"])
+        if item.event_type == "message":
+            response = await self.client.room_send(
+                room_id, "m.room.message", content, tx_id=item.txn_id,
+                ignore_unverified_devices=True,
+            )
+            if not isinstance(response, RoomSendResponse):
+                log.warning("the homeserver refused a reply (%s)", type(response).__name__)
+                return False
+            if "attachment" in data:
+                await self._send_file(room_id, data["attachment"], item.txn_id + "-file")
+            return True
+        if item.event_type == "poll_start":
+            response = await self.client.room_send(
+                room_id, POLL_START, content, tx_id=item.txn_id, ignore_unverified_devices=True
+            )
+            if not isinstance(response, RoomSendResponse):
+                return False
+            await asyncio.to_thread(self.core.event_sent, item, response.event_id)
+            return True
+        if item.event_type == "poll_end":
+            poll = await asyncio.to_thread(self.core.poll_event_of, int(data["vote_id"]))
+            if poll is None:
+                return True  # the poll never went out: nothing to end
+            content["m.relates_to"] = {"rel_type": "m.reference", "event_id": poll}
+            content[POLL_END] = {}
+            response = await self.client.room_send(
+                room_id, POLL_END, content, tx_id=item.txn_id, ignore_unverified_devices=True
+            )
+            return isinstance(response, RoomSendResponse)
+        log.warning("unknown outbox kind %s dropped", item.event_type)
+        return True
+
+    async def _send_file(self, room_id: str, attachment: dict[str, str], txn: str) -> None:
+        raw = base64.b64decode(attachment["data"])
+        ciphertext, keys = encrypt_attachment(raw)
+        upload, _ = await self.client.upload(
+            lambda *_: ciphertext,
+            content_type="application/octet-stream",
+            filename=attachment["filename"],
+            encrypt=False,
+            filesize=len(ciphertext),
+        )
+        url = getattr(upload, "content_uri", None)
+        if url is None:
+            log.warning("attachment upload failed")
+            return
+        content = {
+            "msgtype": "m.file",
+            "body": attachment["filename"],
+            "filename": attachment["filename"],
+            "info": {"mimetype": attachment["mimetype"], "size": len(raw)},
+            "file": {
+                "url": url,
+                "key": keys["key"],
+                "iv": keys["iv"],
+                "hashes": keys["hashes"],
+                "v": "v2",
+                "mimetype": attachment["mimetype"],
+            },
+            "m.mentions": {},
+        }
+        await self.client.room_send(
+            room_id, "m.room.message", content, tx_id=txn, ignore_unverified_devices=True
+        )
