@@ -180,6 +180,7 @@ class Provisioned:
 
 async def provision(hs: Homeserver, base: Path, rooms: int) -> Provisioned:
     from bot.config import load_config
+    from bot.core import render
     from bot.edge.rooms import _desired_state, room_name
 
     began = time.monotonic()
@@ -211,7 +212,7 @@ async def provision(hs: Homeserver, base: Path, rooms: int) -> Provisioned:
             state.append({"type": "m.room.join_rules", "state_key": "",
                           "content": {"join_rule": "public"}})
             body = await api.call("POST", "/_matrix/client/v3/createRoom", bot_token, {
-                "preset": "private_chat", "name": room_name(cell, table),
+                "preset": "private_chat", "name": room_name(cell, table, render),
                 "room_alias_name": alias, "initial_state": state,
                 "power_level_content_override": desired["m.room.power_levels"],
             })

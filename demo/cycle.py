@@ -20,6 +20,7 @@ from pathlib import Path
 from icalendar import Calendar
 
 from bot.config import load_config
+from bot.core import render
 from bot.core.app import Core
 from bot.core.service import Service
 from bot.edge.rooms import setup_rooms
@@ -365,7 +366,7 @@ async def run_demo(base: Path, once: bool = False) -> int:
         config = load_config(config_path)
         service = Service(config)
         await service.bot.login()
-        results = await setup_rooms(service.bot.client, config)
+        results = await setup_rooms(service.bot.client, config, render)
         rooms = {r.table.value: r.room_id for r in results}
         task = asyncio.create_task(service.run())
         await asyncio.wait_for(service.bot.ready.wait(), 60)

@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.core.render import cli_lines
 from commands.framework import ChangeRecorder
-from commands.meetings.status import status_lines
+from commands.meetings.status import status_data
 from commands.model import Table
 from storage.meetings import CANCELLED, LAPSED, PLANNED
 from tests.factories import CHAIR, IO, MAYOR, OUTSIDER, PARTNER, SCHOOL, decide
@@ -493,7 +494,7 @@ def test_status_shows_mode_and_next_meeting_per_table(h: Harness) -> None:
     code = h.signal()
     h.say(f"!case flag {code} problematic")
     with h.repos() as repos:
-        lines = status_lines(h.cell, repos, h.clock.now)
+        lines = cli_lines("status", status_data(h.cell, repos, h.clock.now))
     text = "\n".join(lines)
     assert "operational: room !op:example.be; mode weekly, next meeting tuesday 2026-12-01 10:00" \
         in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import os
 import signal
@@ -75,13 +76,14 @@ async def run_bot(config: Config) -> int:
 
 
 async def setup(config: Config) -> int:
+    from bot.core import render
     from bot.core.service import Service
     from bot.edge.rooms import setup_rooms
 
     service = Service(config)
     await service.bot.login()
     try:
-        for result in await setup_rooms(service.bot.client, config):
+        for result in await setup_rooms(service.bot.client, config, render):
             state = "created" if result.created else "checked"
             print(f"{result.cell}/{result.table.value}: {result.room_id} {state}, "
                   f"{len(result.invited)} invited")
@@ -158,12 +160,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "demo":
-        from demo.cycle import run_demo
-
+        try:  # demo/ is not part of the installed bot: it runs from a source checkout
+            cycle = importlib.import_module("demo.cycle")
+        except ModuleNotFoundError:
+            print("the demo runs from a source checkout: make demo", file=sys.stderr)
+            return 2
         setup_logging(None, args.verbose)
         logging.getLogger().setLevel(logging.WARNING)
         logging.getLogger("nio").setLevel(logging.CRITICAL)
-        return asyncio.run(run_demo(args.dir, once=args.once))
+        return int(asyncio.run(cycle.run_demo(args.dir, once=args.once)))
     if args.command == "migrate-db":
         setup_logging(None, args.verbose)
         return migrate_db(args.source, args.target)

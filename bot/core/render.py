@@ -149,3 +149,21 @@ def attachment_bytes(lang: str, template: str, data: Mapping[str, Any]) -> bytes
             now=data["now"],
         )
     return markdown(lang, template, data).encode()
+
+
+@cache
+def _cli_environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES / "cli")),
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def cli_lines(template: str, data: Mapping[str, Any]) -> list[str]:
+    """An operator's command-line text (``templates/cli/<template>.txt.j2``, English), as
+    lines."""
+    rendered = _cli_environment().get_template(f"{template}.txt.j2").render(**data)
+    return [line for line in rendered.splitlines() if line.strip()]

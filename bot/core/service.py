@@ -11,9 +11,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.config import Config
 from bot.core.app import Clock, Core, system_clock
 from bot.core.jobs import Jobs
+from bot.core.render import cli_lines
 from bot.edge.client import MatrixBot
 from commands.dossiers.workflow import apply_retention
-from commands.meetings.status import status_lines
+from commands.meetings.status import status_data
 from commands.model import Table
 from storage.db import Database
 
@@ -117,7 +118,7 @@ def table_status(config: Config, clock: Clock = system_clock) -> list[str]:
         with database.unit_of_work() as repos:
             lines: list[str] = []
             for cell in config.cells:
-                lines.extend(status_lines(cell, repos, clock()))
+                lines.extend(cli_lines("status", status_data(cell, repos, clock())))
             return lines
     finally:
         database.dispose()

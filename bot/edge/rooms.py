@@ -20,8 +20,8 @@ from nio import (
 )
 
 from bot.config import Config
-from bot.core.render import text
-from commands.model import Cell, Role, Table
+from bot.edge.content import Renderer
+from commands.model import Cell, Table, chair_role
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,10 @@ class SetupResult:
 def _power_levels(bot: str | None, cell: Cell, table: Table) -> dict[str, Any]:
     """``bot`` is None when it created a room of version 12+ (creators have unbounded power
     there and may not be listed)."""
-    chair_role = Role.MAYOR if table is Table.STRATEGIC else Role.CHAIR
+    chair = chair_role(table)
     users = {bot: 100} if bot else {}
     for member in cell.members_of(table):
-        if member.role is chair_role:
+        if member.role is chair:
             users[member.user_id] = 50
     return {
         "users": users,
@@ -82,8 +82,8 @@ def _desired_state(bot: str | None, cell: Cell, table: Table) -> dict[str, dict[
     return state
 
 
-def room_name(cell: Cell, table: Table) -> str:
-    return f"{cell.name} — {text(cell.language, 'table.' + table.value)}"
+def room_name(cell: Cell, table: Table, words: Renderer) -> str:
+    return f"{cell.name} — {words.text(cell.language, 'table.' + table.value)}"
 
 
 async def _existing(client: AsyncClient, room: str) -> str | None:
@@ -108,7 +108,8 @@ async def _unbounded_creator(client: AsyncClient, room_id: str) -> bool:
     return modern and (client.user_id in creators or create.content.get("creator") is None)
 
 
-async def setup_rooms(client: AsyncClient, config: Config) -> list[SetupResult]:
+async def setup_rooms(client: AsyncClient, config: Config, words: Renderer
+                      ) -> list[SetupResult]:
     """Create missing rooms, bring existing ones to the required state, invite the roster."""
     results: list[SetupResult] = []
     bot = client.user_id
@@ -127,8 +128,8 @@ async def setup_rooms(client: AsyncClient, config: Config) -> list[SetupResult]:
                 response = await client.room_create(
                     visibility=RoomVisibility.private,
                     alias=alias_local,
-                    name=room_name(cell, table),
-                    topic=text(cell.language, "setup.topic"),
+                    name=room_name(cell, table, words),
+                    topic=words.text(cell.language, "setup.topic"),
                     initial_state=[
                         {"type": t, "state_key": "", "content": c}
                         for t, c in desired.items()

@@ -1,51 +1,36 @@
 """``livcr status``: per table the cadence mode and next meeting, per cell open dossiers by
-status (counts only, never codes)."""
+status (counts only, never codes). The words are in ``templates/cli/status.txt.j2``."""
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
+from typing import Any
 
-from commands.meetings.common import (
-    current_mode,
-    next_planned,
-    when,
-)
+from commands.meetings.common import current_mode, next_planned, when
 from commands.model import OPEN, Cell, Table
 from storage.repositories import Repositories
 
-log = logging.getLogger(__name__)
 
-# ---- livcr status ----------------------------------------------------------------------
-
-
-def status_line(repos: Repositories, cell: Cell, table: Table, now: datetime) -> str:
-    """Mode and next meeting of one table, for ``livcr status`` (no codes)."""
-    mode, _, _ = current_mode(repos, cell, table)
-    upcoming = next_planned(repos, cell, table, now)
-    in_progress = repos.meetings.in_progress(cell.id, table.value)
-    label = "ad hoc only" if table is Table.STRATEGIC else mode.value
-    parts = [f"mode {label}"]
-    if in_progress is not None:
-        w = when(in_progress.starts_at, cell)
-        parts.append(f"meeting in progress since {w['date']} {w['time']}")
-    if upcoming is not None:
-        w = when(upcoming.starts_at, cell)
-        parts.append(f"next meeting {w['weekday']} {w['date']} {w['time']} {cell.timezone} "
-                     f"({upcoming.kind})")
-    else:
-        parts.append("no meeting planned")
-    return ", ".join(parts)
-
-
-def status_lines(cell: Cell, repos: Repositories, now: datetime) -> list[str]:
-    """``livcr status``: counts only, never codes."""
+def status_data(cell: Cell, repos: Repositories, now: datetime) -> dict[str, Any]:
+    """What ``livcr status`` shows of one cell."""
     counts = repos.dossiers.counts_by_status(cell.id)
-    open_counts = ", ".join(f"{s.value} {counts.get(s.value, 0)}" for s in OPEN)
-    lines = [f"{cell.id}: open dossiers — {open_counts}"]
-    from commands.meetings.status import status_line
-
+    tables = []
     for table in cell.tables:
-        lines.append(f"{cell.id}/{table.value}: room {cell.tables[table].room}; "
-                     f"{status_line(repos, cell, table, now)}")
-    return lines
+        mode, _, _ = current_mode(repos, cell, table)
+        upcoming = next_planned(repos, cell, table, now)
+        in_progress = repos.meetings.in_progress(cell.id, table.value)
+        tables.append({
+            "table": table.value,
+            "room": cell.tables[table].room,
+            "mode": mode.value,
+            "strategic": table is Table.STRATEGIC,
+            "in_progress": when(in_progress.starts_at, cell) if in_progress else None,
+            "next": {"when": when(upcoming.starts_at, cell), "kind": upcoming.kind}
+            if upcoming else None,
+        })
+    return {
+        "cell": cell.id,
+        "timezone": cell.timezone,
+        "open": [{"status": s.value, "count": counts.get(s.value, 0)} for s in OPEN],
+        "tables": tables,
+    }
