@@ -14,6 +14,7 @@ from bot.config import Config
 from bot.core.dispatcher import Dispatcher
 from bot.core.render import attachment_bytes, markdown, render
 from commands.framework import ChangeRecorder, Output, PollEnd, PollStart, Reply
+from commands.model import Table
 from commands.votes.closing import TableVotes, poll_ballot
 from commands.votes.consensus import Choice, State, outcome, tally
 from storage.db import Database
@@ -79,7 +80,9 @@ def db(config: Config) -> Iterator[Database]:
         yield database
 
 
-class Table:
+class VotingTable:
+    """One operational table driven through the dispatcher, with its own clock."""
+
     def __init__(self, config: Config, db: Database) -> None:
         self.config, self.db = config, db
         self.dispatcher = Dispatcher(config, scheduler=ChangeRecorder())
@@ -115,11 +118,11 @@ class Table:
 
 
 @pytest.fixture
-def table(config: Config, db: Database) -> Table:
-    return Table(config, db)
+def table(config: Config, db: Database) -> VotingTable:
+    return VotingTable(config, db)
 
 
-def test_accept_by_consensus_moves_the_dossier_to_follow_up(table: Table) -> None:
+def test_accept_by_consensus_moves_the_dossier_to_follow_up(table: VotingTable) -> None:
     code = table.case()
     table.meeting_with(PARTNER, IO)
     outputs = table.run(f"!vote open accept {code}")
@@ -133,7 +136,7 @@ def test_accept_by_consensus_moves_the_dossier_to_follow_up(table: Table) -> Non
 
 
 def test_one_no_blocks_until_changed_and_close_without_all_yes_changes_nothing(
-    table: Table,
+    table: VotingTable,
 ) -> None:
     code = table.case()
     table.meeting_with(PARTNER)
@@ -150,7 +153,7 @@ def test_one_no_blocks_until_changed_and_close_without_all_yes_changes_nothing(
     assert "no longer possible" in table.say("!vote yes 1", PARTNER)
 
 
-def test_changed_ballot_adopts(table: Table) -> None:
+def test_changed_ballot_adopts(table: VotingTable) -> None:
     code = table.case()
     table.meeting_with(PARTNER)
     table.say(f"!vote open accept {code}")
@@ -161,7 +164,7 @@ def test_changed_ballot_adopts(table: Table) -> None:
     assert table.status(code) == "follow_up"
 
 
-def test_ballots_from_absent_members_and_outside_meetings_are_refused(table: Table) -> None:
+def test_ballots_from_absent_members_and_outside_meetings_are_refused(table: VotingTable) -> None:
     code = table.case()
     assert "during a meeting" in table.say(f"!vote open accept {code}")
     table.meeting_with(PARTNER)
@@ -176,13 +179,13 @@ def test_ballots_from_absent_members_and_outside_meetings_are_refused(table: Tab
     assert "no open vote" in table.say("!vote yes", PARTNER)
 
 
-def test_illegal_transition_is_refused_before_voting(table: Table) -> None:
+def test_illegal_transition_is_refused_before_voting(table: VotingTable) -> None:
     code = table.case()
     table.meeting_with(PARTNER)
     assert "Allowed next" in table.say(f"!vote open close {code}")
 
 
-def test_cancelled_vote_refuses_ballots(table: Table) -> None:
+def test_cancelled_vote_refuses_ballots(table: VotingTable) -> None:
     code = table.case()
     table.meeting_with(PARTNER)
     table.say(f"!vote open accept {code}")
@@ -191,14 +194,14 @@ def test_cancelled_vote_refuses_ballots(table: Table) -> None:
     assert table.status(code) == "signalled"
 
 
-def _fill(table: Table, code: str) -> None:
+def _fill(table: VotingTable, code: str) -> None:
     answer = table.say(f'!fiche {code} set effectiveness=positive willingness=moderate '
                        f'distancing=partial continue=yes options=yes readiness=no-indications '
                        f'other="Schoolbegeleiding loopt; contact met jeugddienst"')
     assert "complete" in answer
 
 
-def test_fiche_vote_needs_a_complete_fiche_and_an_edit_cancels_it(table: Table) -> None:
+def test_fiche_vote_needs_a_complete_fiche_and_an_edit_cancels_it(table: VotingTable) -> None:
     code = table.case()
     table.meeting_with(PARTNER, IO)
     table.say(f"!vote open accept {code}")
@@ -215,7 +218,7 @@ def test_fiche_vote_needs_a_complete_fiche_and_an_edit_cancels_it(table: Table) 
     assert "no open vote" in table.say("!vote yes", IO)
 
 
-def test_adopted_fiche_goes_to_every_information_officer_only(table: Table) -> None:
+def test_adopted_fiche_goes_to_every_information_officer_only(table: VotingTable) -> None:
     code = table.case()
     table.meeting_with(PARTNER, IO)
     _fill(table, code)
@@ -234,17 +237,30 @@ def test_adopted_fiche_goes_to_every_information_officer_only(table: Table) -> N
     assert not any("Schoolbegeleiding" in c for c in confirmation)
 
 
-def test_blocked_fiche_vote_delivers_nothing(table: Table) -> None:
+def test_blocked_fiche_vote_delivers_nothing(table: VotingTable) -> None:
     code = table.case()
     table.meeting_with(PARTNER)
     _fill(table, code)
-    table.say(f"!vote open fiche {code}")
-    table.say("!vote no", PARTNER)
+    opened = table.run(f"!vote open fiche {code}")
+    assert any(isinstance(o, PollStart) for o in opened), "the fiche vote must open"
+    assert "Ballot recorded: no" in table.say("!vote no", PARTNER)
+    assert "Ballot recorded: yes" in table.say("!vote yes", CHAIR)
+    with table.db.unit_of_work() as repos:
+        vote = repos.votes.get(1)
+        assert vote is not None
+        assert (vote.kind, vote.state) == ("fiche", "open")
+        assert sorted((b.user_id, b.choice) for b in repos.votes.ballots(1)) == [
+            (CHAIR, "yes"), (PARTNER, "no")]
     outputs = table.run("!meeting end")
+    assert any(isinstance(o, PollEnd) and o.vote_id == 1 for o in outputs)
     assert not [o for o in outputs if isinstance(o, Reply) and o.direct_to]
+    with table.db.unit_of_work() as repos:
+        closed = repos.votes.get(1)
+        assert closed is not None
+        assert closed.state not in ("open", "adopted")
 
 
-def test_poll_responses_of_eligible_members_count_others_are_ignored(table: Table,
+def test_poll_responses_of_eligible_members_count_others_are_ignored(table: VotingTable,
                                                                      config: Config) -> None:
     code = table.case()
     table.meeting_with(PARTNER)
@@ -252,12 +268,11 @@ def test_poll_responses_of_eligible_members_count_others_are_ignored(table: Tabl
     with table.db.unit_of_work() as repos:
         repos.votes.update(1, poll_event_id="$poll")
     cell = config.cells[0]
-    from commands.model import Table as T
 
     def answer(user: str, choice: str) -> list[Output]:
         with table.db.unit_of_work() as repos:
-            return poll_ballot(TableVotes(cell, T.OPERATIONAL, repos, ChangeRecorder(), table.now),
-                               "$poll", user, choice)
+            votes = TableVotes(cell, Table.OPERATIONAL, repos, ChangeRecorder(), table.now)
+            return poll_ballot(votes, "$poll", user, choice)
 
     assert answer(SCHOOL, "yes") == []  # not present
     assert answer(PARTNER, "maybe") == []

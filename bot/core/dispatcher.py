@@ -39,7 +39,7 @@ from commands.meetings import router as meeting
 from commands.members import ack
 from commands.members import router as members
 from commands.members.roster import effective_member
-from commands.model import Cell, Member, Role, Table, Who
+from commands.model import Cell, Member, Role, Table, Who, chair_role
 from commands.privacy import screen
 from commands.votes import router as vote
 from storage.repositories import Repositories
@@ -168,9 +168,7 @@ class RateLimiter:
 
 def _allowed(command: Command, member_role: Role, table: Table) -> bool:
     if command.who is Who.CHAIR:
-        if table is Table.STRATEGIC:
-            return member_role is Role.MAYOR
-        return member_role is Role.CHAIR
+        return member_role is chair_role(table)
     if command.who is Who.OPERATIONAL_MEMBER:
         return table is Table.OPERATIONAL
     if command.who is Who.STRATEGIC_MEMBER:

@@ -27,7 +27,7 @@ from commands.meetings.common import (
     when,
 )
 from commands.meetings.decisions import decision_list
-from commands.model import Role, Table, Who
+from commands.model import Who, chair_role
 from commands.votes.closing import TableVotes, close_meeting_votes
 from storage.meetings import CANCELLED, ENDED, LAPSED, PLANNED, STARTED
 
@@ -57,8 +57,7 @@ def parse_time(raw: str) -> time:
 
 
 def is_chair(ctx: CommandContext) -> bool:
-    role = Role.MAYOR if ctx.table is Table.STRATEGIC else Role.CHAIR
-    return ctx.member.role is role
+    return ctx.member.role is chair_role(ctx.table)
 
 
 def _changed(ctx: CommandContext) -> None:
@@ -215,9 +214,3 @@ def present(ctx: CommandContext, args: Args) -> Sequence[Output]:
     count = len(ctx.repos.meetings.attendees(running.id))
     key = "msg:meeting.present" if fresh else "msg:meeting.already_present"
     return [Reply(key, {"count": count, "user_id": ctx.member.user_id})]
-
-
-def present_members(ctx: CommandContext) -> tuple[str, ...]:
-    """The effectively participating members of the meeting in progress (for consensus)."""
-    running = ctx.repos.meetings.in_progress(ctx.cell.id, ctx.table.value)
-    return tuple(ctx.repos.meetings.attendees(running.id)) if running else ()

@@ -81,10 +81,3 @@ def tally(eligible: Iterable[str], ballots: Iterable[tuple[str, Choice]]) -> Tal
 def outcome(t: Tally) -> State:
     """The result when the vote closes now."""
     return State.ADOPTED if t.unanimous else State.NOT_ADOPTED
-
-
-def parse_choice(word: str) -> Choice | None:
-    try:
-        return Choice(word)
-    except ValueError:
-        return None
