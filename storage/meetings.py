@@ -126,7 +126,7 @@ def _state(row: TableState) -> TableStateRecord:
 
 class MeetingRepository:
     def __init__(self, session: Session) -> None:
-        self.session = session
+        self._session = session
 
     # ---- meetings -------------------------------------------------------------------
     def create(self, *, cell: str, table: str, starts_at: datetime, duration_minutes: int,
@@ -135,30 +135,30 @@ class MeetingRepository:
         row = Meeting(cell=cell, table_name=table, starts_at=starts_at,
                       duration_minutes=duration_minutes, status=PLANNED, kind=kind,
                       created_at=at, ics_posted_sequence=0 if ics_posted else -1)
-        self.session.add(row)
-        self.session.flush()
+        self._session.add(row)
+        self._session.flush()
         row.uid = f"meeting-{row.id}-{cell}@livcr"
-        self.session.add(row)
-        self.session.flush()
+        self._session.add(row)
+        self._session.flush()
         return _meeting(row)
 
     def get(self, meeting_id: int) -> MeetingRecord | None:
-        row = self.session.get(Meeting, meeting_id)
+        row = self._session.get(Meeting, meeting_id)
         return _meeting(row) if row else None
 
     def update(self, meeting_id: int, **changes: Any) -> MeetingRecord:
-        row = self.session.get(Meeting, meeting_id, with_for_update=True)
+        row = self._session.get(Meeting, meeting_id, with_for_update=True)
         if row is None:
             raise KeyError(meeting_id)
         for key, value in changes.items():
             setattr(row, key, value)
-        self.session.add(row)
-        self.session.flush()
+        self._session.add(row)
+        self._session.flush()
         return _meeting(row)
 
     def of_table(self, cell: str, table: str, statuses: Iterable[str]) -> list[MeetingRecord]:
         """Meetings of one table with these statuses, earliest first."""
-        rows = self.session.exec(
+        rows = self._session.exec(
             select(Meeting)
             .where(Meeting.cell == cell, Meeting.table_name == table,
                    col(Meeting.status).in_(list(statuses)))
@@ -181,7 +181,7 @@ class MeetingRepository:
 
     def _bulk(self, *where: Any) -> list[MeetingRecord]:
         """Many meetings as plain rows: a column query, no ORM objects (1,200 tables)."""
-        rows = self.session.exec(  # type: ignore[call-overload]
+        rows = self._session.exec(  # type: ignore[call-overload]
             sa.select(*_MEETING_COLUMNS).where(*where)
             .order_by(col(Meeting.starts_at), col(Meeting.id))
         ).all()
@@ -189,7 +189,7 @@ class MeetingRepository:
 
     def last_held_all(self) -> dict[tuple[str, str], datetime]:
         """Per (cell, table): the start of the latest meeting that was held."""
-        rows = self.session.exec(
+        rows = self._session.exec(
             select(Meeting.cell, Meeting.table_name, sa.func.max(Meeting.starts_at))
             .where(col(Meeting.status).in_(list(HELD)))
             .group_by(Meeting.cell, Meeting.table_name)
@@ -203,14 +203,14 @@ class MeetingRepository:
     # ---- attendance -----------------------------------------------------------------
     def add_attendance(self, meeting_id: int, user_id: str, at: datetime) -> bool:
         """Record a member as present; False when already recorded."""
-        if self.session.get(Attendance, (meeting_id, user_id)) is not None:
+        if self._session.get(Attendance, (meeting_id, user_id)) is not None:
             return False
-        self.session.add(Attendance(meeting_id=meeting_id, user_id=user_id, at=at))
-        self.session.flush()
+        self._session.add(Attendance(meeting_id=meeting_id, user_id=user_id, at=at))
+        self._session.flush()
         return True
 
     def attendees(self, meeting_id: int) -> list[str]:
-        rows = self.session.exec(
+        rows = self._session.exec(
             select(Attendance.user_id).where(Attendance.meeting_id == meeting_id)
             .order_by(col(Attendance.at), col(Attendance.user_id))
         ).all()
@@ -221,12 +221,12 @@ class MeetingRepository:
                  meeting_id: int | None = None) -> AgendaRecord:
         row = AgendaItem(cell=cell, table_name=table, text=text, author=author, created_at=at,
                          meeting_id=meeting_id)
-        self.session.add(row)
-        self.session.flush()
+        self._session.add(row)
+        self._session.flush()
         return AgendaRecord(row.id or 0, row.text, row.author, row.created_at, row.meeting_id)
 
     def items(self, cell: str, table: str) -> list[AgendaRecord]:
-        rows = self.session.exec(
+        rows = self._session.exec(
             select(AgendaItem)
             .where(AgendaItem.cell == cell, AgendaItem.table_name == table,
                    col(AgendaItem.removed).is_(False))
@@ -236,23 +236,23 @@ class MeetingRepository:
                 for r in rows]
 
     def delete_item(self, item_id: int) -> None:
-        row = self.session.get(AgendaItem, item_id)
+        row = self._session.get(AgendaItem, item_id)
         if row is not None:
-            self.session.delete(row)
-            self.session.flush()
+            self._session.delete(row)
+            self._session.flush()
 
     def close_items(self, cell: str, table: str, meeting_id: int) -> int:
         """When a meeting ends: the items that were on its agenda when it opened are deleted;
         items added during it stay for the next meeting."""
         of_table = (col(AgendaItem.cell) == cell, col(AgendaItem.table_name) == table)
-        result = self.session.exec(  # type: ignore[call-overload]
+        result = self._session.exec(  # type: ignore[call-overload]
             sa.delete(AgendaItem).where(
                 *of_table,
                 sa.or_(col(AgendaItem.meeting_id).is_(None),
                        col(AgendaItem.meeting_id) != meeting_id),
             )
         )
-        self.session.exec(  # type: ignore[call-overload]
+        self._session.exec(  # type: ignore[call-overload]
             sa.update(AgendaItem)
             .where(*of_table, col(AgendaItem.meeting_id) == meeting_id)
             .values(meeting_id=None)
@@ -261,31 +261,31 @@ class MeetingRepository:
 
     # ---- cadence state --------------------------------------------------------------
     def state(self, cell: str, table: str) -> TableStateRecord | None:
-        row = self.session.get(TableState, (cell, table))
+        row = self._session.get(TableState, (cell, table))
         return _state(row) if row else None
 
     def states_all(self) -> dict[tuple[str, str], TableStateRecord]:
-        rows = self.session.exec(  # type: ignore[call-overload]
+        rows = self._session.exec(  # type: ignore[call-overload]
             sa.select(*_STATE_COLUMNS)
         ).all()
         return {(row[0], row[1]): TableStateRecord(*row) for row in rows}
 
     def put_state(self, cell: str, table: str, at: datetime, **changes: Any) -> TableStateRecord:
-        row = self.session.get(TableState, (cell, table))
+        row = self._session.get(TableState, (cell, table))
         if row is None:
             row = TableState(cell=cell, table_name=table, mode=str(changes.get("mode", "sleep")),
                              created_at=at, updated_at=at)
         for key, value in changes.items():
             setattr(row, key, value)
         row.updated_at = at
-        self.session.add(row)
-        self.session.flush()
+        self._session.add(row)
+        self._session.flush()
         return _state(row)
 
     # ---- the decision list ----------------------------------------------------------
     def decisions_between(self, cell: str, start: datetime, end: datetime) -> list[DecisionRecord]:
         """Audit rows about dossiers (with a code) of a cell in a time window, in order."""
-        rows = self.session.exec(
+        rows = self._session.exec(
             select(Audit)
             .where(Audit.cell == cell, Audit.code != "", col(Audit.at) >= start,
                    col(Audit.at) <= end)

@@ -15,6 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from storage.direct_rooms import DirectRoomRepository
+from storage.fiches import FicheRepository
 from storage.meetings import MeetingRepository
 from storage.models import (
     Acknowledgement,
@@ -103,6 +105,16 @@ class AuditRecord:
     decision_ref: str
 
 
+@dataclass(frozen=True)
+class StatisticRecord:
+    """A purged dossier as statistics keep it."""
+
+    phenomenon: str
+    month_opened: str
+    month_closed: str
+    outcome: str
+
+
 def _dossier(row: Dossier) -> DossierRecord:
     return DossierRecord(
         code=row.code,
@@ -126,41 +138,41 @@ class EventRepository:
     """Sync token, processed event ids and the reply outbox (exactly-once handling)."""
 
     def __init__(self, session: Session) -> None:
-        self.session = session
+        self._session = session
 
     def sync_token(self) -> str | None:
-        row = self.session.get(SyncState, "next_batch")
+        row = self._session.get(SyncState, "next_batch")
         return row.value if row else None
 
     def set_sync_token(self, token: str) -> None:
-        row = self.session.get(SyncState, "next_batch")
+        row = self._session.get(SyncState, "next_batch")
         if row is None:
-            self.session.add(SyncState(key="next_batch", value=token))
+            self._session.add(SyncState(key="next_batch", value=token))
         else:
             row.value = token
-            self.session.add(row)
+            self._session.add(row)
 
     def get_state(self, key: str) -> str | None:
-        row = self.session.get(SyncState, key)
+        row = self._session.get(SyncState, key)
         return row.value if row else None
 
     def set_state(self, key: str, value: str) -> None:
-        row = self.session.get(SyncState, key)
+        row = self._session.get(SyncState, key)
         if row is None:
-            self.session.add(SyncState(key=key, value=value))
+            self._session.add(SyncState(key=key, value=value))
         else:
             row.value = value
-            self.session.add(row)
+            self._session.add(row)
 
     def is_processed(self, event_id: str) -> bool:
-        return self.session.get(ProcessedEvent, event_id) is not None
+        return self._session.get(ProcessedEvent, event_id) is not None
 
     def mark_processed(self, event_id: str, room_id: str, at: datetime) -> None:
-        self.session.add(ProcessedEvent(event_id=event_id, room_id=room_id, processed_at=at))
-        self.session.flush()
+        self._session.add(ProcessedEvent(event_id=event_id, room_id=room_id, processed_at=at))
+        self._session.flush()
 
     def forget_processed_before(self, before: datetime) -> int:
-        result = self.session.exec(  # type: ignore[call-overload]
+        result = self._session.exec(  # type: ignore[call-overload]
             sa.delete(ProcessedEvent).where(col(ProcessedEvent.processed_at) < before)
         )
         return int(result.rowcount or 0)
@@ -174,10 +186,10 @@ class EventRepository:
         at: datetime,
         purpose: str = "",
     ) -> None:
-        seq = len(self.session.exec(
+        seq = len(self._session.exec(
             select(Outbox.id).where(Outbox.source_event_id == source_event_id)
         ).all())
-        self.session.add(
+        self._session.add(
             Outbox(
                 source_event_id=source_event_id,
                 seq=seq,
@@ -190,7 +202,7 @@ class EventRepository:
         )
 
     def pending(self) -> list[OutboxItem]:
-        rows = self.session.exec(select(Outbox).order_by(col(Outbox.id))).all()
+        rows = self._session.exec(select(Outbox).order_by(col(Outbox.id))).all()
         return [
             OutboxItem(
                 id=row.id or 0,
@@ -205,23 +217,23 @@ class EventRepository:
         ]
 
     def sent(self, outbox_id: int) -> None:
-        row = self.session.get(Outbox, outbox_id)
+        row = self._session.get(Outbox, outbox_id)
         if row is not None:
-            self.session.delete(row)
+            self._session.delete(row)
 
 
 class AckRepository:
     def __init__(self, session: Session) -> None:
-        self.session = session
+        self._session = session
 
     def has_acked(self, cell: str, table: str, user_id: str) -> bool:
-        return self.session.get(Acknowledgement, (cell, table, user_id)) is not None
+        return self._session.get(Acknowledgement, (cell, table, user_id)) is not None
 
     def ack(self, cell: str, table: str, user_id: str, at: datetime) -> bool:
         """Record the acknowledgement; False when it was already there."""
         if self.has_acked(cell, table, user_id):
             return False
-        self.session.add(
+        self._session.add(
             Acknowledgement(cell=cell, table_name=table, user_id=user_id, acked_at=at)
         )
         return True
@@ -229,7 +241,7 @@ class AckRepository:
 
 class RosterRepository:
     def __init__(self, session: Session) -> None:
-        self.session = session
+        self._session = session
 
     def changes(self, cell: str | None = None) -> list[RosterChange]:
         query = select(RosterEntry)
@@ -244,7 +256,7 @@ class RosterRepository:
                 tables=tuple(t for t in row.tables.split(",") if t),
                 removed=row.removed,
             )
-            for row in self.session.exec(query).all()
+            for row in self._session.exec(query).all()
         ]
 
     def put(
@@ -253,7 +265,7 @@ class RosterRepository:
         actor: str,
         at: datetime,
     ) -> None:
-        row = self.session.get(RosterEntry, (change.cell, change.user_id))
+        row = self._session.get(RosterEntry, (change.cell, change.user_id))
         if row is None:
             row = RosterEntry(
                 cell=change.cell, user_id=change.user_id, role="", changed_by=actor, changed_at=at
@@ -264,12 +276,12 @@ class RosterRepository:
         row.removed = change.removed
         row.changed_by = actor
         row.changed_at = at
-        self.session.add(row)
+        self._session.add(row)
 
 
 class DossierRepository:
     def __init__(self, session: Session) -> None:
-        self.session = session
+        self._session = session
 
     def _row(self, cell: str, code: str, lock: bool = False) -> Dossier | None:
         query = select(Dossier).where(Dossier.cell == cell, Dossier.code == code)
@@ -277,7 +289,7 @@ class DossierRepository:
             # FOR UPDATE waits for a concurrent writer; populate_existing makes sure we then
             # use the row as that writer committed it, not a copy this session loaded before.
             query = query.with_for_update().execution_options(populate_existing=True)
-        return self.session.exec(query).first()
+        return self._session.exec(query).first()
 
     def create(
         self,
@@ -294,7 +306,7 @@ class DossierRepository:
     ) -> DossierRecord:
         while True:
             code = new_case_code()
-            if self.session.exec(select(Dossier.id).where(Dossier.code == code)).first() is None:
+            if self._session.exec(select(Dossier.id).where(Dossier.code == code)).first() is None:
                 break
         row = Dossier(
             code=code,
@@ -309,8 +321,8 @@ class DossierRepository:
             created_at=at,
             updated_at=at,
         )
-        self.session.add(row)
-        self.session.flush()
+        self._session.add(row)
+        self._session.flush()
         return _dossier(row)
 
     def get(self, cell: str, code: str) -> DossierRecord | None:
@@ -321,7 +333,7 @@ class DossierRepository:
         query = select(Dossier).where(Dossier.cell == cell)
         if statuses is not None:
             query = query.where(col(Dossier.status).in_(list(statuses)))
-        return [_dossier(r) for r in self.session.exec(query.order_by(col(Dossier.id))).all()]
+        return [_dossier(r) for r in self._session.exec(query.order_by(col(Dossier.id))).all()]
 
     def update(self, cell: str, code: str, at: datetime, **changes: Any) -> DossierRecord:
         """Change fields of a dossier under a row lock (PostgreSQL) / write lock (SQLite)."""
@@ -332,8 +344,8 @@ class DossierRepository:
             setattr(row, key, value)
         row.updated_at = at
         row.version += 1
-        self.session.add(row)
-        self.session.flush()
+        self._session.add(row)
+        self._session.flush()
         return _dossier(row)
 
     def lock(self, cell: str, code: str) -> DossierRecord | None:
@@ -341,7 +353,7 @@ class DossierRepository:
         return _dossier(row) if row else None
 
     def counts_by_status(self, cell: str) -> Counter[str]:
-        rows = self.session.exec(
+        rows = self._session.exec(
             select(Dossier.status, sa.func.count()).where(Dossier.cell == cell).group_by(
                 Dossier.status
             )
@@ -362,12 +374,12 @@ class DossierRepository:
         )
         if cell is not None:
             query = query.where(Dossier.cell == cell)
-        rows = self.session.exec(query).all()
+        rows = self._session.exec(query).all()
         return {cell: (int(n), int(p or 0)) for cell, n, p in rows}
 
     def purge_closed(self, cell: str, closed_before: datetime, final: Sequence[str]) -> int:
         """Replace closed dossiers by anonymous statistics; return how many went."""
-        rows = self.session.exec(
+        rows = self._session.exec(
             select(Dossier).where(
                 Dossier.cell == cell,
                 col(Dossier.status).in_(list(final)),
@@ -376,7 +388,7 @@ class DossierRepository:
         ).all()
         for row in rows:
             closed = row.closed_at or row.updated_at
-            self.session.add(
+            self._session.add(
                 Statistic(
                     cell=row.cell,
                     phenomenon=row.phenomenon,
@@ -385,20 +397,24 @@ class DossierRepository:
                     outcome=row.status,
                 )
             )
-            self.session.exec(  # type: ignore[call-overload]
+            self._session.exec(  # type: ignore[call-overload]
                 sa.delete(Audit).where(col(Audit.cell) == row.cell, col(Audit.code) == row.code)
             )
-            VoteRepository(self.session).purge_code(row.cell, row.code)
-            self.session.delete(row)
+            VoteRepository(self._session).purge_code(row.cell, row.code)
+            FicheRepository(self._session).purge_code(row.cell, row.code)
+            self._session.delete(row)
         return len(rows)
 
-    def statistics(self, cell: str) -> builtins.list[Statistic]:
-        return list(self.session.exec(select(Statistic).where(Statistic.cell == cell)).all())
+    def statistics(self, cell: str) -> builtins.list[StatisticRecord]:
+        """What retention kept of purged dossiers: anonymous counts' material, no codes."""
+        rows = self._session.exec(select(Statistic).where(Statistic.cell == cell)).all()
+        return [StatisticRecord(r.phenomenon, r.month_opened, r.month_closed, r.outcome)
+                for r in rows]
 
 
 class AuditRepository:
     def __init__(self, session: Session) -> None:
-        self.session = session
+        self._session = session
 
     def record(
         self,
@@ -413,7 +429,7 @@ class AuditRepository:
         decision_ref: str = "",
         meeting_id: int | None = None,
     ) -> None:
-        self.session.add(
+        self._session.add(
             Audit(
                 at=at,
                 cell=cell,
@@ -428,7 +444,7 @@ class AuditRepository:
         )
 
     def for_code(self, cell: str, code: str) -> list[AuditRecord]:
-        rows = self.session.exec(
+        rows = self._session.exec(
             select(Audit).where(Audit.cell == cell, Audit.code == code).order_by(col(Audit.id))
         ).all()
         return [
@@ -449,7 +465,7 @@ class Repositories:
     """All repositories of one unit of work (one transaction)."""
 
     def __init__(self, session: Session) -> None:
-        self.session = session
+        self._session = session
         self.events = EventRepository(session)
         self.acks = AckRepository(session)
         self.roster = RosterRepository(session)
@@ -457,7 +473,13 @@ class Repositories:
         self.audit = AuditRepository(session)
         self.meetings = MeetingRepository(session)
         self.votes = VoteRepository(session)
+        self.fiches = FicheRepository(session)
+        self.direct_rooms = DirectRoomRepository(session)
 
     def savepoint(self) -> Any:
         """A nested transaction: effects of a failed handler are undone, the rest kept."""
-        return self.session.begin_nested()
+        return self._session.begin_nested()
+
+    def flush(self) -> None:
+        """Send this unit's writes to the database now (its locks are taken; no commit)."""
+        self._session.flush()

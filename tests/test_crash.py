@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from demo.homeserver import Homeserver
 from storage.db import Database
@@ -57,8 +57,7 @@ def script(world: World, seed: int) -> dict[str, list[str]]:
 def state(world: World) -> dict[str, Any]:
     db = Database(world.database_url)  # SQLite in data_dir, or PostgreSQL in the PG run
     try:
-        with db.unit_of_work() as repos:
-            s = repos.session
+        with Session(db.engine) as s:  # read straight from the tables, not the repositories
             return {
                 "dossiers": Counter((d.phenomenon, d.status, d.problematic, d.indicators)
                                     for d in s.exec(select(Dossier)).all()),

@@ -156,8 +156,8 @@ def test_dossiers_get_unique_codes_and_come_back_as_plain_records(db: Database) 
 
 def test_a_duplicate_code_is_refused_by_the_database(db: Database) -> None:
     code = _new(db)
-    with pytest.raises(sa.exc.IntegrityError), db.unit_of_work() as repos:
-        repos.session.execute(
+    with pytest.raises(sa.exc.IntegrityError), db.engine.begin() as conn:
+        conn.execute(
             sa.text(
                 "INSERT INTO dossier (code, cell, table_name, phenomenon, indicators, context,"
                 " source, summary, status, problematic, scenario, signalled_by, created_at,"
@@ -196,8 +196,8 @@ def test_update_changes_fields_bumps_version_and_unknown_codes_fail(db: Database
                                        status="follow_up", problematic=True, scenario="s1")
         assert record.status == "follow_up"
         assert record.updated_at == T0 + timedelta(days=1)
-    with db.unit_of_work() as repos:
-        row = repos.session.execute(
+    with db.engine.connect() as conn:
+        row = conn.execute(
             sa.text("SELECT version, problematic FROM dossier WHERE code = :c"), {"c": code}
         ).one()
         assert (row[0], bool(row[1])) == (1, True)
@@ -311,7 +311,7 @@ def test_a_reading_unit_sees_the_last_commit_without_waiting_for_a_writer(
             def decide() -> None:
                 with db.unit_of_work() as repos:
                     repos.events.enqueue("$two", "!r:x", "m.room.message", {"body": "2"}, T0)
-                    repos.session.flush()
+                    repos.flush()
                     writer_inside.set()
                     release.wait(10)
 

@@ -317,9 +317,9 @@ class Core:
 
     def direct_room(self, cell: str, user_id: str) -> str | None:
         with self.db.reading() as repos:
-            return repos.votes.direct_room(cell, user_id)
+            return repos.direct_rooms.get(cell, user_id)
 
     def set_direct_room(self, cell: str, user_id: str, room_id: str) -> None:
         with self.db.unit_of_work() as repos:
-            repos.votes.set_direct_room(cell, user_id, room_id)
+            repos.direct_rooms.set(cell, user_id, room_id)
         self.direct_users[room_id] = user_id

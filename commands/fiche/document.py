@@ -43,7 +43,7 @@ def missing(values: Mapping[str, str]) -> list[str]:
 
 
 def fiche_values(repos: Repositories, cell: Cell, code: str) -> dict[str, str]:
-    record = repos.votes.fiche(cell.id, code)
+    record = repos.fiches.get(cell.id, code)
     return dict(record.values) if record else {f.name: "" for f in FIELDS}
 
 
@@ -84,7 +84,7 @@ def delivery(repos: Repositories, cell: Cell, code: str, now: datetime, *,
                                     "fiche", data))
         for officer in officers
     ]
-    repos.votes.fiche_sent(cell.id, code, now)
+    repos.fiches.sent(cell.id, code, now)
     repos.audit.record(cell=cell.id, actor="livcr-bot", action="fiche_sent", at=now, code=code,
                        decision_ref=f"officers:{len(officers)}")
     outputs.append(Reply("msg:fiche.delivered", {"code": code, "count": len(officers)},

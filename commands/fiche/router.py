@@ -48,7 +48,7 @@ def fiche(ctx: CommandContext, args: Args) -> Sequence[Output]:
             if len(value) > field.max_length:
                 raise UsageError("fiche.too_long", key=key, limit=field.max_length)
         changes[key] = value
-    ctx.repos.votes.put_fiche(ctx.cell.id, code, changes, ctx.member.user_id, ctx.now)
+    ctx.repos.fiches.put(ctx.cell.id, code, changes, ctx.member.user_id, ctx.now)
     ctx.repos.audit.record(cell=ctx.cell.id, actor=ctx.member.user_id, action="fiche_edit",
                            at=ctx.now, code=code, decision_ref=ctx.incoming.event_id)
     outputs: list[Output] = []

@@ -27,7 +27,7 @@ def awaiting_consensus(repos: Repositories, cell: Cell) -> list[str]:
     from commands.fiche.document import missing
 
     open_codes = {d.code for d in repos.dossiers.list(cell.id, [s.value for s in OPEN])}
-    return [f.code for f in repos.votes.unsent_fiches(cell.id)
+    return [f.code for f in repos.fiches.unsent(cell.id)
             if f.code in open_codes and not missing(f.values)]
 
 

@@ -81,7 +81,7 @@ def vote_open(ctx: CommandContext, args: Args) -> Sequence[Output]:
         missing = fiche_complete(ctx.repos, ctx.cell, code)
         if missing:
             raise Refusal("vote.fiche_incomplete", code=code, missing=", ".join(missing))
-        fiche = ctx.repos.votes.fiche(ctx.cell.id, code)
+        fiche = ctx.repos.fiches.get(ctx.cell.id, code)
         fiche_version = fiche.version if fiche else 0
     for other in ctx.repos.votes.open_votes(ctx.cell.id, ctx.table.value):
         if other.code == code:
