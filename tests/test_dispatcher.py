@@ -7,7 +7,8 @@ from collections.abc import Iterator, Sequence
 import pytest
 
 from bot.config import Config
-from bot.core.dispatcher import Dispatcher, command_text, include_routers, parse, tokenize
+from bot.core.dispatcher import Dispatcher, include_routers
+from bot.core.parsing import command_text, parse, tokenize
 from commands.framework import Args, CommandContext, Output, Router, UsageError
 from commands.model import Table
 from storage.db import Database

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import SQLModel
 
-from bot.core.dispatcher import Dispatcher, command_text, include_routers
+from bot.core.dispatcher import Dispatcher, include_routers
+from bot.core.parsing import command_text
 from bot.core.render import render
 from commands.framework import ChangeRecorder, Redact, Reply
 from commands.model import Table
