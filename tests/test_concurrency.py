@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from commands.framework import ChangeRecorder, Refusal
 from commands.model import Status
 from storage.db import Database
-from storage.repositories import DossierRepository
+from storage.dossiers import DossierRepository
 from tests.backends import NO_PG, backend_params, database_url, pg_url
 from tests.factories import NOW, decide, make_config
 

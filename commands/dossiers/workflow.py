@@ -12,7 +12,8 @@ from datetime import date, datetime, timedelta
 
 from commands.framework import Refusal, SchedulerPort
 from commands.model import FINAL, TRANSITIONS, Cell, Status, Table
-from storage.repositories import DossierRecord, Repositories
+from storage.dossiers import DossierRecord
+from storage.repositories import Repositories
 
 
 def get_dossier(repos: Repositories, cell: Cell, code: str) -> DossierRecord:

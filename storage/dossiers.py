@@ -1,0 +1,209 @@
+"""Dossiers: the case records, their codes, locks, loads, and what retention keeps."""
+
+from __future__ import annotations
+
+import builtins
+import secrets
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from storage.fiches import FicheRepository
+from storage.models import (
+    Audit,
+    Dossier,
+    Statistic,
+)
+from storage.votes import VoteRepository
+
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_case_code() -> str:
+    """``C-`` and five random Crockford base-32 characters."""
+    return "C-" + "".join(secrets.choice(CROCKFORD) for _ in range(5))
+
+
+@dataclass(frozen=True)
+class DossierRecord:
+    code: str
+    cell: str
+    phenomenon: str
+    indicators: tuple[str, ...]
+    context: tuple[str, ...]
+    source: str
+    status: str
+    problematic: bool
+    scenario: str
+    next_evaluation: date | None
+    created_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+    has_summary: bool
+
+
+@dataclass(frozen=True)
+class StatisticRecord:
+    """A purged dossier as statistics keep it."""
+
+    phenomenon: str
+    month_opened: str
+    month_closed: str
+    outcome: str
+
+
+def _dossier(row: Dossier) -> DossierRecord:
+    return DossierRecord(
+        code=row.code,
+        cell=row.cell,
+        phenomenon=row.phenomenon,
+        indicators=tuple(i for i in row.indicators.split(",") if i),
+        context=tuple(c for c in row.context.split(",") if c),
+        source=row.source,
+        status=row.status,
+        problematic=row.problematic,
+        scenario=row.scenario,
+        next_evaluation=row.next_evaluation,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        closed_at=row.closed_at,
+        has_summary=bool(row.summary),
+    )
+
+
+class DossierRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def _row(self, cell: str, code: str, lock: bool = False) -> Dossier | None:
+        query = select(Dossier).where(Dossier.cell == cell, Dossier.code == code)
+        if lock:
+            # FOR UPDATE waits for a concurrent writer; populate_existing makes sure we then
+            # use the row as that writer committed it, not a copy this session loaded before.
+            query = query.with_for_update().execution_options(populate_existing=True)
+        return self._session.exec(query).first()
+
+    def create(
+        self,
+        *,
+        cell: str,
+        phenomenon: str,
+        indicators: Sequence[str],
+        context: Sequence[str],
+        source: str,
+        summary: str,
+        signalled_by: str,
+        status: str,
+        at: datetime,
+    ) -> DossierRecord:
+        while True:
+            code = new_case_code()
+            if self._session.exec(select(Dossier.id).where(Dossier.code == code)).first() is None:
+                break
+        row = Dossier(
+            code=code,
+            cell=cell,
+            phenomenon=phenomenon,
+            indicators=",".join(indicators),
+            context=",".join(context),
+            source=source,
+            summary=summary,
+            status=status,
+            signalled_by=signalled_by,
+            created_at=at,
+            updated_at=at,
+        )
+        self._session.add(row)
+        self._session.flush()
+        return _dossier(row)
+
+    def get(self, cell: str, code: str) -> DossierRecord | None:
+        row = self._row(cell, code)
+        return _dossier(row) if row else None
+
+    def list(self, cell: str, statuses: Iterable[str] | None = None) -> list[DossierRecord]:
+        query = select(Dossier).where(Dossier.cell == cell)
+        if statuses is not None:
+            query = query.where(col(Dossier.status).in_(list(statuses)))
+        return [_dossier(r) for r in self._session.exec(query.order_by(col(Dossier.id))).all()]
+
+    def update(self, cell: str, code: str, at: datetime, **changes: Any) -> DossierRecord:
+        """Change fields of a dossier under a row lock (PostgreSQL) / write lock (SQLite)."""
+        row = self._row(cell, code, lock=True)
+        if row is None:
+            raise KeyError(code)
+        for key, value in changes.items():
+            setattr(row, key, value)
+        row.updated_at = at
+        row.version += 1
+        self._session.add(row)
+        self._session.flush()
+        return _dossier(row)
+
+    def lock(self, cell: str, code: str) -> DossierRecord | None:
+        row = self._row(cell, code, lock=True)
+        return _dossier(row) if row else None
+
+    def counts_by_status(self, cell: str) -> Counter[str]:
+        rows = self._session.exec(
+            select(Dossier.status, sa.func.count()).where(Dossier.cell == cell).group_by(
+                Dossier.status
+            )
+        ).all()
+        return Counter({status: int(n) for status, n in rows})
+
+    def open_load(self, open_statuses: Sequence[str],
+                  cell: str | None = None) -> dict[str, tuple[int, int]]:
+        """Per cell (or one cell): (open dossiers, open and problematic) in one query."""
+        query = (
+            select(
+                Dossier.cell,
+                sa.func.count(),
+                sa.func.sum(sa.case((col(Dossier.problematic), 1), else_=0)),
+            )
+            .where(col(Dossier.status).in_(list(open_statuses)))
+            .group_by(Dossier.cell)
+        )
+        if cell is not None:
+            query = query.where(Dossier.cell == cell)
+        rows = self._session.exec(query).all()
+        return {cell: (int(n), int(p or 0)) for cell, n, p in rows}
+
+    def purge_closed(self, cell: str, closed_before: datetime, final: Sequence[str]) -> int:
+        """Replace closed dossiers by anonymous statistics; return how many went."""
+        rows = self._session.exec(
+            select(Dossier).where(
+                Dossier.cell == cell,
+                col(Dossier.status).in_(list(final)),
+                col(Dossier.closed_at) <= closed_before,
+            )
+        ).all()
+        for row in rows:
+            closed = row.closed_at or row.updated_at
+            self._session.add(
+                Statistic(
+                    cell=row.cell,
+                    phenomenon=row.phenomenon,
+                    month_opened=row.created_at.strftime("%Y-%m"),
+                    month_closed=closed.strftime("%Y-%m"),
+                    outcome=row.status,
+                )
+            )
+            self._session.exec(  # type: ignore[call-overload]
+                sa.delete(Audit).where(col(Audit.cell) == row.cell, col(Audit.code) == row.code)
+            )
+            VoteRepository(self._session).purge_code(row.cell, row.code)
+            FicheRepository(self._session).purge_code(row.cell, row.code)
+            self._session.delete(row)
+        return len(rows)
+
+    def statistics(self, cell: str) -> builtins.list[StatisticRecord]:
+        """What retention kept of purged dossiers: anonymous counts' material, no codes."""
+        rows = self._session.exec(select(Statistic).where(Statistic.cell == cell)).all()
+        return [StatisticRecord(r.phenomenon, r.month_opened, r.month_closed, r.outcome)
+                for r in rows]
