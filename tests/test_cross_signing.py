@@ -23,15 +23,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from nio import AsyncClient, AsyncClientConfig, LoginResponse
 
 from bot.edge import cross_signing
-from bot.edge.cross_signing import (
+from bot.edge.cross_signing import ensure_cross_signing, upload_signatures
+from bot.edge.signing_keys import (
     KEYS_FILE,
     CrossSigningError,
     CrossSigningKeys,
-    ensure_cross_signing,
     key_id,
     signed_copy,
     unpadded_b64,
-    upload_signatures,
 )
 from demo.homeserver import Homeserver
 from tests.world import PASSWORD, make_world
