@@ -10,7 +10,7 @@ import pytest
 
 from commands.meetings.cadence import is_working_day
 from commands.model import Table
-from demo.cycle import free_day
+from demo.scenario import free_day
 from tests.meeting_harness import harness
 
 
