@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
 
-from commands.model import Cell, Strict, parse_duration, roster_problems
+from commands.model import Cell, Strict, matrix_user_id, parse_duration, roster_problems
 
 
 class ConfigError(Exception):
@@ -38,12 +38,7 @@ class MatrixConfig(Strict):
     access_token: str | None = Field(default=None, repr=False)
     data_dir: Path = Path("data")
 
-    @field_validator("user_id")
-    @classmethod
-    def _user_id(cls, value: str) -> str:
-        if not re.fullmatch(r"@[^:\s]+:[^\s]+", value):
-            raise ValueError("must look like @name:server")
-        return value
+    _user_id = field_validator("user_id")(matrix_user_id)
 
     @field_validator("homeserver")
     @classmethod

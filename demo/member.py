@@ -25,6 +25,8 @@ from nio import (
 )
 from nio.crypto.attachments import decrypt_attachment
 
+from bot.edge.devices import exchange_keys
+
 
 @dataclass
 class Seen:
@@ -120,13 +122,7 @@ class MemberClient:
         while True:
             try:
                 await self.client.sync(timeout=1000)
-                if self.client.should_upload_keys:
-                    await self.client.keys_upload()
-                if self.client.should_query_keys:
-                    await self.client.keys_query()
-                if self.client.should_claim_keys:
-                    await self.client.keys_claim(self.client.get_users_for_key_claiming())
-                await self.client.send_to_device_messages()
+                await exchange_keys(self.client)
                 if self._undecrypted:
                     self._retry_undecrypted()
             except asyncio.CancelledError:

@@ -10,6 +10,17 @@ from nio import AsyncClient
 from bot.edge.port import CorePort
 
 
+async def exchange_keys(client: AsyncClient) -> None:
+    """Upload, query and claim keys as nio asks, and send what waits for other devices."""
+    if client.should_upload_keys:
+        await client.keys_upload()
+    if client.should_query_keys:
+        await client.keys_query()
+    if client.should_claim_keys:
+        await client.keys_claim(client.get_users_for_key_claiming())
+    await client.send_to_device_messages()
+
+
 @dataclass
 class KeySharing:
     """Which devices may read what the bot encrypts, decided before every send."""
@@ -25,14 +36,7 @@ class KeySharing:
         self._rosters.clear()
 
     async def exchange(self) -> None:
-        """Upload, query and claim keys as nio asks, and send what waits for other devices."""
-        if self.client.should_upload_keys:
-            await self.client.keys_upload()
-        if self.client.should_query_keys:
-            await self.client.keys_query()
-        if self.client.should_claim_keys:
-            await self.client.keys_claim(self.client.get_users_for_key_claiming())
-        await self.client.send_to_device_messages()
+        await exchange_keys(self.client)
 
     async def prepare_room(self, room_id: str) -> None:
         """Keys only for the roster: blacklist every other device before encrypting."""

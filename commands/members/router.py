@@ -6,12 +6,12 @@ checked against the same rules of the guideline (spec §5).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from commands.framework import Args, CommandContext, Output, Refusal, Reply, Router, UsageError
 from commands.members.roster import effective_member, effective_roster, table_members
 from commands.model import (
+    USER_ID,
     Member,
     Role,
     Table,
@@ -24,7 +24,6 @@ from storage.repositories import RosterChange
 
 router = Router("members")
 
-USER_ID = re.compile(r"@[^:\s]+:[^\s]+")
 
 
 @router.command("members", help="members")

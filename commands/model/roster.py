@@ -104,6 +104,17 @@ INTELLIGENCE_PATTERNS = (
 
 POLICE_PATTERNS = (r"\bpolitie", r"\bpolice\b", r"\bpolizei", r"\bpz\b", r"\bzp\b")
 
+#: A Matrix user id, ``@name:server``.
+USER_ID = re.compile(r"@[^:\s]+:[^\s]+")
+
+
+def matrix_user_id(value: str) -> str:
+    """A validator: ``value`` when it looks like a Matrix user id."""
+    if not USER_ID.fullmatch(value):
+        raise ValueError("must look like @name:server")
+    return value
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
@@ -173,12 +184,7 @@ class Member(Strict):
     organisation: str = ""
     tables: tuple[Table, ...] = (Table.OPERATIONAL,)
 
-    @field_validator("user_id")
-    @classmethod
-    def _user_id(cls, value: str) -> str:
-        if not re.fullmatch(r"@[^:\s]+:[^\s]+", value):
-            raise ValueError("must look like @name:server")
-        return value
+    _user_id = field_validator("user_id")(matrix_user_id)
 
     @property
     def is_police(self) -> bool:
