@@ -29,6 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bot.edge.client import SYNC_FILTER  # noqa: E402
+from bot.edge.devices import exchange_keys  # noqa: E402
 
 log = logging.getLogger("echo")
 
@@ -59,14 +60,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
             log.warning("sync failed: %s", type(response).__name__)
             await asyncio.sleep(1)
             continue
-        # The same key work the real bot does after each sync.
-        if client.should_upload_keys:
-            await client.keys_upload()
-        if client.should_query_keys:
-            await client.keys_query()
-        if client.should_claim_keys:
-            await client.keys_claim(client.get_users_for_key_claiming())
-        await client.send_to_device_messages()
+        await exchange_keys(client)  # the same key work the real bot does after each sync
         if not first:
             for room_id, info in response.rooms.join.items():
                 for event in info.timeline.events:
