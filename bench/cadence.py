@@ -1,4 +1,4 @@
-"""Time ``commands.cadence.recompute`` on many tables (spec §8: 1,200 tables under 200 ms).
+"""Time ``commands.meetings.cadence.recompute`` on many tables (spec §8: 1,200 tables under 200 ms).
 
 Run as a plain script from anywhere::
 
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     timings = timed(args.repeat,
                     lambda r: recompute(loads, tables, now + timedelta(minutes=17 * r)))
     mix = ", ".join(f"{mode.value} {count}" for mode, count in modes.items())
-    print("pure computation (commands.cadence.recompute)")
+    print("pure computation (commands.meetings.cadence.recompute)")
     report([("tables", f"{len(tables)} ({mix})"), ("repeats", str(args.repeat)),
             *summary(timings)])
     if args.no_db:

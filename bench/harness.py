@@ -1,6 +1,6 @@
 """Shared pieces of the Matrix benchmarks (``bench/latency.py``, ``bench/scale.py``).
 
-A throw-away Synapse (:class:`bot.homeserver.Homeserver`), the bot as a real ``livcr run``
+A throw-away Synapse (:class:`demo.homeserver.Homeserver`), the bot as a real ``livcr run``
 subprocess, the echo floor as a ``bench/echo_bot.py`` subprocess, and members with real E2EE
 clients that time "command sent → decrypted reply received". Nothing here asserts on time.
 """

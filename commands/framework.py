@@ -222,7 +222,7 @@ class Command:
 
 @dataclass
 class Router:
-    """The commands of one module; ``bot.dispatcher`` includes routers explicitly."""
+    """The commands of one module; ``bot.core.dispatcher`` includes routers explicitly."""
 
     name: str
     commands: list[Command] = field(default_factory=list)

@@ -1,6 +1,6 @@
 """A core with a settable clock and bound rooms, for the meeting and scheduler tests.
 
-Commands go through :meth:`bot.app.Core.handle` (dispatcher, cadence recomputation, outbox in
+Commands go through :meth:`bot.core.app.Core.decide` (dispatcher, cadence recomputation, outbox in
 one transaction), so the tests see exactly what would be sent, attachments included.
 """
 

@@ -1,6 +1,6 @@
 """Cross-signing of the bot's own identity, against a real Synapse.
 
-Every signature is checked here independently of :mod:`bot.cross_signing`: Ed25519 public
+Every signature is checked here independently of :mod:`bot.edge.cross_signing`: Ed25519 public
 keys from ``cryptography`` over canonical JSON without ``signatures`` and ``unsigned``.
 """
 
@@ -172,7 +172,7 @@ async def observer_token(synapse: Homeserver) -> str:
 
 @pytest.fixture
 def requests(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Paths of every request bot.cross_signing makes."""
+    """Paths of every request bot.edge.cross_signing makes."""
     seen: list[str] = []
     original = cross_signing._Api.request
 
@@ -297,7 +297,7 @@ async def test_without_password_when_auth_is_required_it_warns_and_keeps_its_key
 
     real_upload = cross_signing._upload_device_signing
     monkeypatch.setattr(cross_signing, "_upload_device_signing", needs_auth)
-    with caplog.at_level(logging.WARNING, logger="bot.cross_signing"):
+    with caplog.at_level(logging.WARNING, logger="bot.edge"):
         await ensure_cross_signing(client, account.data_dir, None)  # no crash
     assert "requires the account password once" in caplog.text
     assert PASSWORD not in caplog.text
@@ -382,8 +382,9 @@ async def test_the_running_bot_is_cross_signed_and_keeps_its_identity(
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         log_text = world.bot.log_path.read_text()
         assert log_text.count("published the cross-signing identity") == 1
-        assert " WARNING bot.cross_signing" not in log_text
-        assert " ERROR bot.cross_signing" not in log_text
+        for module in ("bot.edge.cross_signing", "bot.edge.signing_keys"):
+            assert f" WARNING {module}" not in log_text
+            assert f" ERROR {module}" not in log_text
         seen = await world.ask("chair", "operational", "!help")
         assert seen.sender == world.bot_user
         assert seen.decrypted

@@ -2,12 +2,12 @@
 
 The database is the source of truth: meetings, the cadence state and the processed-event ids
 say which reminders, lapse checks and first-meeting reminders should exist
-(:func:`commands.job_plan`). At start (after the first sync) every job is derived;
+(:func:`commands.meetings.reminders.job_plan`). At start (after the first sync) every job is derived;
 after each change only the changed tables' jobs are. A job runs its decision through
-:meth:`bot.app.Core.run_job` (one transaction, the outbox, a synthetic event id so it runs
+:meth:`bot.core.app.Core.run_job` (one transaction, the outbox, a synthetic event id so it runs
 exactly once) and then asks the Matrix side to send the outbox.
 
-The APScheduler instance belongs to :class:`bot.service.Service`; this class only fills it.
+The APScheduler instance belongs to :class:`bot.core.service.Service`; this class only fills it.
 
 Time: every decision (what is due, what was missed, which day it is) reads the core's injected
 clock. APScheduler's own timer runs on the wall clock, so a job due at clock time ``t`` is

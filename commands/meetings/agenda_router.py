@@ -1,6 +1,6 @@
 """``agenda``: the generated agenda of the next meeting, and the members' free items.
 
-The agenda itself comes from the dossiers (:func:`commands.agenda`); free items are
+The agenda itself comes from the dossiers (:func:`commands.meetings.agenda.agenda`); free items are
 the only text members add here, and like every command they passed the privacy guard before
 this handler runs. They are deleted when the meeting that had them on its agenda ends.
 """
