@@ -1,4 +1,5 @@
-"""Time ``commands.meetings.cadence.recompute`` on many tables (spec §8: 1,200 tables under 200 ms).
+"""Time ``commands.meetings.cadence.recompute`` on many tables (spec §8: 1,200 tables under
+200 ms).
 
 Run as a plain script from anywhere::
 

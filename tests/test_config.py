@@ -148,3 +148,17 @@ def test_check_config_exits_2_and_names_the_key(tmp_path: Path) -> None:
         check=False,
     )
     assert good.returncode == 0, good.stderr
+
+
+def test_livcr_demo_without_a_source_checkout_exits_2_with_one_line(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib
+
+    from bot import cli
+
+    def absent(name: str) -> Any:
+        raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+    monkeypatch.setattr(importlib, "import_module", absent)
+    assert cli.main(["demo", "--once"]) == 2
+    assert capsys.readouterr().err == "the demo runs from a source checkout: make demo\n"

@@ -2,8 +2,8 @@
 
 The database is the source of truth: meetings, the cadence state and the processed-event ids
 say which reminders, lapse checks and first-meeting reminders should exist
-(:func:`commands.meetings.reminders.job_plan`). At start (after the first sync) every job is derived;
-after each change only the changed tables' jobs are. A job runs its decision through
+(:func:`commands.meetings.reminders.job_plan`). At start (after the first sync) every job
+is derived; after each change only the changed tables' jobs are. A job runs its decision through
 :meth:`bot.core.app.Core.run_job` (one transaction, the outbox, a synthetic event id so it runs
 exactly once) and then asks the Matrix side to send the outbox.
 

@@ -1,8 +1,9 @@
 """``meeting`` and ``present``: the next meeting and why, requests, planning, the meeting in
 progress and who takes part in it (spec §6, §8).
 
-The cadence itself (automatic meetings, announcements) is :mod:`commands.meetings.recompute`, run by
-the core after every change these handlers report with ``ctx.scheduler.table_changed``.
+The cadence itself (automatic meetings, announcements) is
+:mod:`commands.meetings.recompute`, run by the core after every change these handlers report
+with ``ctx.scheduler.table_changed``.
 """
 
 from __future__ import annotations
