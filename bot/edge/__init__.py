@@ -1,0 +1,1 @@
+"""The bot's edge: what speaks Matrix protocols (verification, secret storage, ...)."""
