@@ -196,3 +196,36 @@ def test_js_sdk_key_check_and_recovery_keys_agree_with_ours() -> None:
     assert "error" in typo_answer
     with pytest.raises(ss.RecoveryKeyError):
         ss.decode_recovery_key(typo)
+
+
+# ---- the whole store ---------------------------------------------------------------------
+def test_a_new_store_opens_with_its_recovery_key_only() -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from bot.cross_signing import CrossSigningKeys, _seed, decode_b64, public_b64
+
+    keys = CrossSigningKeys.generate("@livcr:example.org")
+    seeds = {ss.MASTER: _seed(keys.master), ss.SELF_SIGNING: _seed(keys.self_signing),
+             ss.USER_SIGNING: _seed(keys.user_signing), ss.STORE_KEY: "store-key-text"}
+    recovery, account_data = ss.new_store(seeds)
+    assert set(account_data) >= {ss.DEFAULT_KEY_TYPE, *seeds}
+    names = (*ss.CROSS_SIGNING_SECRETS, ss.STORE_KEY)
+    opened = ss.open_store(account_data, recovery, names)
+    assert opened == seeds
+    master = Ed25519PrivateKey.from_private_bytes(decode_b64(opened[ss.MASTER]))
+    assert public_b64(master) == public_b64(keys.master)  # the same identity comes back
+    with pytest.raises(ss.BadMacError):
+        ss.open_store(account_data, ss.encode_recovery_key(ss.generate_key()), names)
+    with pytest.raises(ss.RecoveryKeyError):
+        ss.open_store(account_data, recovery[:-2], names)
+    with pytest.raises(ss.SecretStorageError, match="default"):
+        ss.open_store({}, recovery, names)
+    with pytest.raises(ss.SecretStorageError, match="holds no"):
+        ss.open_store(account_data, recovery, ("m.megolm_backup.v1",))
+    # js-sdk reads the seeds of this store as Element would.
+    key_id = account_data[ss.DEFAULT_KEY_TYPE]["key"]
+    key = ss.decode_recovery_key(recovery)
+    answers = run_script(SCRIPT, [
+        {"op": "decrypt", "item": account_data[name]["encrypted"][key_id], "key": _b64(key),
+         "name": name} for name in ss.CROSS_SIGNING_SECRETS])
+    assert [a["secret"] for a in answers] == [seeds[n] for n in ss.CROSS_SIGNING_SECRETS]

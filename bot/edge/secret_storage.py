@@ -267,3 +267,46 @@ def read_secret(content: Mapping[str, Any], name: str, key_id: str, key: bytes) 
     if item is None:
         raise SecretStorageError(f"{name} is not encrypted under the key {key_id}")
     return decrypt_secret(item, key, name)
+
+
+# ---- the whole store, for `livcr setup` and `livcr restore` -------------------------------
+def new_store(
+    secrets_by_name: Mapping[str, str], *, key_name: str = "livcr-bot"
+) -> tuple[str, dict[str, dict[str, Any]]]:
+    """A new key, and the account data that stores ``secrets_by_name`` under it: returns the
+    recovery key (print it once, never log it) and ``{account data type: content}`` to PUT
+    (the key description, ``m.secret_storage.default_key``, and one entry per secret)."""
+    key, key_id = generate_key(), generate_key_id()
+    account_data: dict[str, dict[str, Any]] = {
+        key_type(key_id): key_description(key, name=key_name),
+        DEFAULT_KEY_TYPE: default_key_content(key_id),
+    }
+    for name, secret in secrets_by_name.items():
+        account_data[name] = secret_content(secret, name, {key_id: key})
+    return encode_recovery_key(key), account_data
+
+
+def open_store(
+    account_data: Mapping[str, Any], recovery_key: str, names: tuple[str, ...]
+) -> dict[str, str]:
+    """The secrets ``names`` from the account data (type -> content, as fetched), with the
+    default key given as a recovery key. Raises :class:`RecoveryKeyError` for a mistyped
+    key, :class:`BadMacError` when it is not this account's key, and
+    :class:`SecretStorageError` when something is missing."""
+    key = decode_recovery_key(recovery_key)
+    default = account_data.get(DEFAULT_KEY_TYPE)
+    key_id = default.get("key") if isinstance(default, Mapping) else None
+    if not isinstance(key_id, str) or not key_id:
+        raise SecretStorageError("the account has no default secret storage key")
+    description = account_data.get(key_type(key_id))
+    if description is None:
+        raise SecretStorageError("the default secret storage key has no description")
+    if not check_key(key, description):
+        raise BadMacError("this recovery key is not the one of this account's secret storage")
+    out: dict[str, str] = {}
+    for name in names:
+        content = account_data.get(name)
+        if content is None:
+            raise SecretStorageError(f"the secret storage holds no {name}")
+        out[name] = read_secret(content, name, key_id, key)
+    return out
