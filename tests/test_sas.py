@@ -664,3 +664,17 @@ def test_an_in_room_request_for_someone_else_is_not_answered() -> None:
                        MEMBER.user_id, event_id="$r", timestamp_ms=T0)
     assert bot.receive(request, T0).send == []
     assert bot.state is State.CANCELLED
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_the_compare_message_renders_in_every_language(lang: str) -> None:
+    from bot.render import text
+
+    pair = start_pair(Transport.IN_ROOM)
+    bot = _bot(pair)
+    lines = sas.emoji_lines(bot.emoji() or [], lang)
+    body = text(lang, "verification.compare", emoji="\n".join(lines),
+                decimals=" ".join(str(d) for d in bot.decimals() or ()))
+    assert all(line in body for line in lines)
+    for key in ("done", "cancelled", "refused"):
+        assert text(lang, f"verification.{key}", device="PHONE", code="m.user")
