@@ -1,1 +1,0 @@
-"""The bot's edge: what speaks Matrix protocols (verification, secret storage, ...)."""
