@@ -511,6 +511,10 @@ def test_a_session_of_another_users_device_is_not_trusted_for_the_sender(
     found = cache.trusted_session_device(CHAIR, phone.curve25519)
     assert found is not None
     assert found.device_id == "CHAIRPHONE"
+    assert cache.is_trusted_session(CHAIR, phone.curve25519, ed25519=phone.ed25519)
+    # The session claims another signing key than the device's: refused.
+    assert not cache.is_trusted_session(CHAIR, phone.curve25519, ed25519=laptop.ed25519)
+    assert not cache.is_trusted_session(CHAIR, phone.curve25519, "CHAIRPHONE", laptop.ed25519)
     # Outer sender the chair, session from the officer's (trusted) device: refused,
     assert not cache.is_trusted_session(CHAIR, laptop.curve25519, "OFFICERLAPTOP")
     assert not cache.is_trusted_session(CHAIR, laptop.curve25519, "CHAIRPHONE")

@@ -429,26 +429,43 @@ class TrustCache:
         )
 
     def trusted_session_device(
-        self, sender: str, sender_key: str, device_id: str | None = None
+        self,
+        sender: str,
+        sender_key: str,
+        device_id: str | None = None,
+        ed25519: str | None = None,
     ) -> DeviceKeys | None:
         """The trusted device OF ``sender`` whose Curve25519 key is ``sender_key`` (the key
         of the Olm channel that delivered the Megolm session), or None.
 
-        ``device_id`` is the device the event claims; when given it must be that device.
-        This defeats an event whose outer sender is the chair but whose session belongs to
-        another user's device: that key is not listed under the chair.
+        ``device_id`` is the device the event claims (nio's decrypted events do not carry
+        it; it is unauthenticated anyway); when given it must be that device. ``ed25519`` is
+        the signing key the session claims (nio: ``InboundGroupSession.ed25519``); when
+        given it must be that device's. This defeats an event whose outer sender is the
+        chair but whose session belongs to another user's device: that key is not listed
+        under the chair. The caller also refuses forwarded sessions (``forwarding_chain``).
         """
         trusted = self._trusted(sender)
         if device_id is not None:
             keys = trusted.get(device_id)
-            return keys if keys is not None and keys.curve25519 == sender_key else None
-        matching = [keys for keys in trusted.values() if keys.curve25519 == sender_key]
+            candidates = [keys] if keys is not None else []
+        else:
+            candidates = list(trusted.values())
+        matching = [
+            keys
+            for keys in candidates
+            if keys.curve25519 == sender_key and (ed25519 is None or keys.ed25519 == ed25519)
+        ]
         return matching[0] if len(matching) == 1 else None
 
     def is_trusted_session(
-        self, sender: str, sender_key: str, device_id: str | None = None
+        self,
+        sender: str,
+        sender_key: str,
+        device_id: str | None = None,
+        ed25519: str | None = None,
     ) -> bool:
-        return self.trusted_session_device(sender, sender_key, device_id) is not None
+        return self.trusted_session_device(sender, sender_key, device_id, ed25519) is not None
 
     def allow_list(self, user_ids: Iterable[str]) -> AllowList:
         """The frozen allow-list for ONE room-key share to the given roster members (only
