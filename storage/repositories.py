@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from storage.identities import IdentityRepository
 from storage.meetings import MeetingRepository
 from storage.models import (
     Acknowledgement,
@@ -452,6 +453,7 @@ class Repositories:
         self.audit = AuditRepository(session)
         self.meetings = MeetingRepository(session)
         self.votes = VoteRepository(session)
+        self.identities = IdentityRepository(session)
 
     def savepoint(self) -> Any:
         """A nested transaction: effects of a failed handler are undone, the rest kept."""
