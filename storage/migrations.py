@@ -221,10 +221,33 @@ def _v3(conn: Connection) -> None:
         conn.execute(sa.text(statement))
 
 
+def _v4(conn: Connection) -> None:
+    """Pinned cross-signing identities of members and the devices told they are untrusted."""
+    TS = _ts(conn)
+    statements = [
+        f"""CREATE TABLE identity_pin (
+            user_id VARCHAR(255) NOT NULL PRIMARY KEY,
+            master_key VARCHAR(64),
+            pinned_how VARCHAR(300) NOT NULL,
+            pinned_at {TS},
+            blocked_key VARCHAR(64) NOT NULL,
+            blocked_at {TS},
+            chair_notified BOOLEAN NOT NULL,
+            chair_notified_at {TS})""",
+        f"""CREATE TABLE identity_device_notice (
+            user_id VARCHAR(255) NOT NULL,
+            device_id VARCHAR(255) NOT NULL,
+            told_at {TS} NOT NULL,
+            PRIMARY KEY (user_id, device_id))""",
+    ]
+    for statement in statements:
+        conn.execute(sa.text(statement))
+
+
 Step = Callable[[Connection], None]
 
 #: Step ``i`` upgrades a database from version ``i`` to ``i + 1``.
-STEPS: list[Step] = [_v1, _v2, _v3]
+STEPS: list[Step] = [_v1, _v2, _v3, _v4]
 
 
 def current_version(conn: Connection) -> int:

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 from storage.direct_rooms import DirectRoomRepository
 from storage.dossiers import DossierRecord, DossierRepository, StatisticRecord, new_case_code
 from storage.fiches import FicheRepository
+from storage.identities import IdentityRepository
 from storage.meetings import MeetingRepository
 from storage.models import (
     Acknowledgement,
@@ -283,6 +284,7 @@ class Repositories:
         self.votes = VoteRepository(session)
         self.fiches = FicheRepository(session)
         self.direct_rooms = DirectRoomRepository(session)
+        self.identities = IdentityRepository(session)
 
     def savepoint(self) -> Any:
         """A nested transaction: effects of a failed handler are undone, the rest kept."""

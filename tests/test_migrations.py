@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import SQLModel
 
+import storage.identities  # registers the identity tables
 import storage.models  # noqa: F401  (registers the tables)
 from storage.migrations import STEPS, DatabaseTooNew, upgrade
 from tests.backends import backend_params, database_url

@@ -12,8 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from canonicaljson import encode_canonical_json
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 
 from bot.edge.files import write_secret
 
@@ -58,6 +62,38 @@ def key_id(key: Ed25519PrivateKey) -> str:
 
 def sign_json(key: Ed25519PrivateKey, obj: dict[str, Any]) -> str:
     return unpadded_b64(key.sign(canonical(obj)))
+
+
+def verify_signature(public: str, obj: dict[str, Any], signature: str) -> bool:
+    """Whether ``signature`` (unpadded base64) is the Ed25519 signature by the public key
+    ``public`` (unpadded base64) of ``obj`` under the Matrix "Signing JSON" rules. Never
+    raises: a malformed key or signature does not verify."""
+    try:
+        raw_key = decode_b64(public)
+        raw_signature = decode_b64(signature)
+        if len(raw_key) != 32 or len(raw_signature) != 64:
+            return False
+        Ed25519PublicKey.from_public_bytes(raw_key).verify(raw_signature, canonical(obj))
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
+
+
+def single_ed25519_key(key: Any) -> str | None:
+    """The public key of a cross-signing key object (``{"keys": {"ed25519:X": "X"}}``), or
+    None when it does not hold exactly one well-formed Ed25519 key."""
+    keys = key.get("keys") if isinstance(key, dict) else None
+    if not isinstance(keys, dict) or len(keys) != 1:
+        return None
+    ((kid, pub),) = keys.items()
+    if not isinstance(kid, str) or not isinstance(pub, str) or kid != f"ed25519:{pub}":
+        return None
+    try:
+        if len(decode_b64(pub)) != 32:
+            return None
+    except ValueError:
+        return None
+    return pub
 
 
 def _seed(key: Ed25519PrivateKey) -> str:
