@@ -52,10 +52,10 @@ def fiche(ctx: CommandContext, args: Args) -> Sequence[Output]:
     ctx.repos.audit.record(cell=ctx.cell.id, actor=ctx.member.user_id, action="fiche_edit",
                            at=ctx.now, code=code, decision_ref=ctx.incoming.event_id)
     outputs: list[Output] = []
-    scope = TableVotes(ctx.cell, ctx.table, ctx.repos, ctx.scheduler, ctx.now)
+    votes = TableVotes(ctx.cell, ctx.table, ctx.repos, ctx.scheduler, ctx.now)
     for vote in ctx.repos.votes.open_votes(ctx.cell.id, ctx.table.value):
         if vote.code == code and vote.kind == Kind.FICHE.value:
-            outputs.extend(cancel_vote(scope, vote, actor=ctx.member.user_id, reason="edit"))
+            outputs.extend(cancel_vote(votes, vote, actor=ctx.member.user_id, reason="edit"))
     values = fiche_values(ctx.repos, ctx.cell, code)
     return [Reply("msg:fiche.updated", {"code": code, "keys": sorted(changes),
                                         "missing": missing(values)}), *outputs]

@@ -195,8 +195,8 @@ def end(ctx: CommandContext, args: Args) -> Sequence[Output]:
     if running is None:
         raise Refusal("meeting.none_in_progress")
     # Open votes close with the meeting: adopted only with every present member's yes.
-    scope = TableVotes(ctx.cell, ctx.table, ctx.repos, ctx.scheduler, ctx.now)
-    closing = close_meeting_votes(scope, running.id, ctx.member.user_id)
+    votes = TableVotes(ctx.cell, ctx.table, ctx.repos, ctx.scheduler, ctx.now)
+    closing = close_meeting_votes(votes, running.id, ctx.member.user_id)
     meeting = ctx.repos.meetings.update(running.id, status=ENDED, ended_at=ctx.now)
     data = decision_list(ctx.repos, ctx.cell, ctx.table, meeting, ctx.now)
     ctx.repos.meetings.close_items(ctx.cell.id, ctx.table.value, meeting.id)

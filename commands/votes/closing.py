@@ -21,7 +21,8 @@ TARGET = {Kind.ACCEPT: Status.FOLLOW_UP, Kind.REJECT: Status.NOT_RETAINED,
 
 @dataclass(frozen=True)
 class TableVotes:
-    """Where a vote lives; commands and poll responses share the same logic."""
+    """The votes of one table at one moment (its repositories, scheduler port and "now");
+    commands and poll answers share the same logic through it."""
 
     cell: Cell
     table: Table
@@ -30,9 +31,9 @@ class TableVotes:
     now: datetime
 
 
-def current_tally(scope: TableVotes, vote: VoteRecord) -> Tally:
-    eligible = scope.repos.meetings.attendees(vote.meeting_id)
-    ballots = [(b.user_id, Choice(b.choice)) for b in scope.repos.votes.ballots(vote.id)]
+def current_tally(votes: TableVotes, vote: VoteRecord) -> Tally:
+    eligible = votes.repos.meetings.attendees(vote.meeting_id)
+    ballots = [(b.user_id, Choice(b.choice)) for b in votes.repos.votes.ballots(vote.id)]
     return tally(eligible, ballots)
 
 
@@ -43,35 +44,35 @@ def tally_data(t: Tally) -> dict[str, object]:
     }
 
 
-def find_vote(scope: TableVotes, raw: str | None) -> VoteRecord:
+def find_vote(votes: TableVotes, raw: str | None) -> VoteRecord:
     """The vote named by id, or the only open vote of this table."""
     if raw is not None:
         try:
             vote_id = int(raw.lstrip("#"))
         except ValueError as exc:
             raise UsageError("vote.bad_id") from exc
-        vote = scope.repos.votes.get(vote_id, lock=True)
-        if vote is None or vote.cell != scope.cell.id or vote.table != scope.table.value:
+        vote = votes.repos.votes.get(vote_id, lock=True)
+        if vote is None or vote.cell != votes.cell.id or vote.table != votes.table.value:
             raise Refusal("vote.not_found", id=vote_id)
         return vote
-    open_votes = scope.repos.votes.open_votes(scope.cell.id, scope.table.value)
+    open_votes = votes.repos.votes.open_votes(votes.cell.id, votes.table.value)
     if not open_votes:
         raise Refusal("vote.none_open")
     if len(open_votes) > 1:
         raise Refusal("vote.which", ids=", ".join(f"#{v.id}" for v in open_votes))
-    locked = scope.repos.votes.get(open_votes[0].id, lock=True)
+    locked = votes.repos.votes.get(open_votes[0].id, lock=True)
     assert locked is not None
     return locked
 
 
-def close_vote(scope: TableVotes, vote: VoteRecord, *, actor: str, reason: str) -> list[Output]:
+def close_vote(votes: TableVotes, vote: VoteRecord, *, actor: str, reason: str) -> list[Output]:
     """Close a vote now: adopted only with every eligible member's yes; apply the effect."""
-    t = current_tally(scope, vote)
+    t = current_tally(votes, vote)
     result = outcome(t)
-    scope.repos.votes.update(vote.id, state=result.value, closed_by=actor, closed_at=scope.now,
+    votes.repos.votes.update(vote.id, state=result.value, closed_by=actor, closed_at=votes.now,
                              close_reason=reason, participants=len(t.eligible))
-    scope.repos.audit.record(
-        cell=scope.cell.id, actor=actor, action=f"vote_{result.value}", at=scope.now,
+    votes.repos.audit.record(
+        cell=votes.cell.id, actor=actor, action=f"vote_{result.value}", at=votes.now,
         code=vote.code, decision_ref=f"vote:{vote.id}", meeting_id=vote.meeting_id,
     )
     data = {"id": vote.id, "kind": vote.kind, "code": vote.code, "state": result.value,
@@ -86,38 +87,38 @@ def close_vote(scope: TableVotes, vote: VoteRecord, *, actor: str, reason: str) 
     ref = f"vote:{vote.id}"
     if kind in TARGET:
         dossiers.transition(
-            scope.repos, scope.scheduler, scope.cell, vote.code, TARGET[kind], actor=actor,
-            at=scope.now, decision_ref=ref, action=kind.value, meeting_id=vote.meeting_id,
+            votes.repos, votes.scheduler, votes.cell, vote.code, TARGET[kind], actor=actor,
+            at=votes.now, decision_ref=ref, action=kind.value, meeting_id=vote.meeting_id,
         )
     else:
-        outputs.extend(delivery(scope.repos, scope.cell, vote.code, scope.now,
-                                participants=len(t.eligible), decided=scope.now))
+        outputs.extend(delivery(votes.repos, votes.cell, vote.code, votes.now,
+                                participants=len(t.eligible), decided=votes.now))
     return outputs
 
 
-def expire(scope: TableVotes) -> list[Output]:
+def expire(votes: TableVotes) -> list[Output]:
     """Close the open votes of this table whose deadline passed."""
     outputs: list[Output] = []
-    for vote in scope.repos.votes.open_votes(scope.cell.id, scope.table.value):
-        if vote.deadline is not None and vote.deadline <= scope.now:
-            outputs.extend(close_vote(scope, vote, actor="livcr-bot", reason="deadline"))
+    for vote in votes.repos.votes.open_votes(votes.cell.id, votes.table.value):
+        if vote.deadline is not None and vote.deadline <= votes.now:
+            outputs.extend(close_vote(votes, vote, actor="livcr-bot", reason="deadline"))
     return outputs
 
 
-def close_meeting_votes(scope: TableVotes, meeting_id: int, actor: str) -> list[Output]:
+def close_meeting_votes(votes: TableVotes, meeting_id: int, actor: str) -> list[Output]:
     """At meeting end every open vote closes: adopted only with all yes."""
     outputs: list[Output] = []
-    for vote in scope.repos.votes.of_meeting(meeting_id):
+    for vote in votes.repos.votes.of_meeting(meeting_id):
         if vote.state == State.OPEN.value:
-            outputs.extend(close_vote(scope, vote, actor=actor, reason="meeting_end"))
+            outputs.extend(close_vote(votes, vote, actor=actor, reason="meeting_end"))
     return outputs
 
 
-def cancel_vote(scope: TableVotes, vote: VoteRecord, *, actor: str, reason: str) -> list[Output]:
-    scope.repos.votes.update(vote.id, state=State.CANCELLED.value, closed_by=actor,
-                             closed_at=scope.now, close_reason=reason)
-    scope.repos.audit.record(
-        cell=scope.cell.id, actor=actor, action="vote_cancelled", at=scope.now, code=vote.code,
+def cancel_vote(votes: TableVotes, vote: VoteRecord, *, actor: str, reason: str) -> list[Output]:
+    votes.repos.votes.update(vote.id, state=State.CANCELLED.value, closed_by=actor,
+                             closed_at=votes.now, close_reason=reason)
+    votes.repos.audit.record(
+        cell=votes.cell.id, actor=actor, action="vote_cancelled", at=votes.now, code=vote.code,
         decision_ref=f"vote:{vote.id}", meeting_id=vote.meeting_id,
     )
     return [
@@ -127,7 +128,7 @@ def cancel_vote(scope: TableVotes, vote: VoteRecord, *, actor: str, reason: str)
     ]
 
 
-def cast(scope: TableVotes, vote: VoteRecord, user_id: str, choice: Choice,
+def cast(votes: TableVotes, vote: VoteRecord, user_id: str, choice: Choice,
          via: str) -> tuple[Tally | None, list[Output]]:
     """Record a ballot; a unanimous yes closes the vote at once.
 
@@ -136,39 +137,39 @@ def cast(scope: TableVotes, vote: VoteRecord, user_id: str, choice: Choice,
     """
     if vote.state != State.OPEN.value:
         raise Refusal("vote.not_open", id=vote.id, state=vote.state)
-    meeting = scope.repos.meetings.in_progress(scope.cell.id, scope.table.value)
+    meeting = votes.repos.meetings.in_progress(votes.cell.id, votes.table.value)
     if meeting is None or meeting.id != vote.meeting_id:
         raise Refusal("vote.meeting_over", id=vote.id)
-    if vote.deadline is not None and vote.deadline <= scope.now:
-        return None, close_vote(scope, vote, actor="livcr-bot", reason="deadline")
-    if user_id not in scope.repos.meetings.attendees(vote.meeting_id):
+    if vote.deadline is not None and vote.deadline <= votes.now:
+        return None, close_vote(votes, vote, actor="livcr-bot", reason="deadline")
+    if user_id not in votes.repos.meetings.attendees(vote.meeting_id):
         raise Refusal("vote.not_present", id=vote.id)
-    scope.repos.votes.cast(vote.id, user_id, choice.value, via, scope.now)
-    scope.repos.audit.record(
-        cell=scope.cell.id, actor=user_id, action=f"ballot_{choice.value}", at=scope.now,
+    votes.repos.votes.cast(vote.id, user_id, choice.value, via, votes.now)
+    votes.repos.audit.record(
+        cell=votes.cell.id, actor=user_id, action=f"ballot_{choice.value}", at=votes.now,
         code=vote.code, decision_ref=f"vote:{vote.id}", meeting_id=vote.meeting_id,
     )
-    t = current_tally(scope, vote)
+    t = current_tally(votes, vote)
     if t.unanimous:
-        return t, close_vote(scope, vote, actor="livcr-bot", reason="unanimous")
+        return t, close_vote(votes, vote, actor="livcr-bot", reason="unanimous")
     return t, []
 
 
-def poll_ballot(scope: TableVotes, poll_event_id: str, user_id: str, answer: str) -> list[Output]:
+def poll_ballot(votes: TableVotes, poll_event_id: str, user_id: str, answer: str) -> list[Output]:
     """A poll response: counts as the member's ballot when eligible; otherwise ignored."""
-    vote = scope.repos.votes.by_poll(poll_event_id)
+    vote = votes.repos.votes.by_poll(poll_event_id)
     choice = Choice(answer) if answer in {c.value for c in Choice} else None
     if vote is None or choice is None or vote.state != State.OPEN.value:
         return []
-    if user_id not in scope.repos.meetings.attendees(vote.meeting_id):
+    if user_id not in votes.repos.meetings.attendees(vote.meeting_id):
         return []
-    meeting = scope.repos.meetings.in_progress(scope.cell.id, scope.table.value)
+    meeting = votes.repos.meetings.in_progress(votes.cell.id, votes.table.value)
     if meeting is None or meeting.id != vote.meeting_id:
         return []
-    locked = scope.repos.votes.get(vote.id, lock=True)
+    locked = votes.repos.votes.get(vote.id, lock=True)
     assert locked is not None
     try:
-        _t, outputs = cast(scope, locked, user_id, choice, "poll")
+        _t, outputs = cast(votes, locked, user_id, choice, "poll")
     except Refusal:
         return []
     return outputs

@@ -42,7 +42,7 @@ router = Router("vote")
 OPERATIONAL = frozenset({Table.OPERATIONAL})
 
 
-def _scope(ctx: CommandContext) -> TableVotes:
+def _table_votes(ctx: CommandContext) -> TableVotes:
     return TableVotes(ctx.cell, ctx.table, ctx.repos, ctx.scheduler, ctx.now)
 
 
@@ -102,9 +102,9 @@ def vote_open(ctx: CommandContext, args: Args) -> Sequence[Output]:
 
 def _ballot(choice: Choice) -> Handler:
     def handler(ctx: CommandContext, args: Args) -> Sequence[Output]:
-        scope = _scope(ctx)
-        vote = find_vote(scope, args.positional[0] if args.positional else None)
-        t, outputs = cast(scope, vote, ctx.member.user_id, choice, "command")
+        votes = _table_votes(ctx)
+        vote = find_vote(votes, args.positional[0] if args.positional else None)
+        t, outputs = cast(votes, vote, ctx.member.user_id, choice, "command")
         if t is None:
             return [Reply("msg:vote.deadline_passed", {"id": vote.id}), *outputs]
         data = {"id": vote.id, "code": vote.code, "choice": choice.value, **tally_data(t)}
@@ -122,15 +122,15 @@ for _choice in Choice:
 
 @router.command("vote", sub="status", tables=OPERATIONAL, max_positional=1, help="vote")
 def vote_status(ctx: CommandContext, args: Args) -> Sequence[Output]:
-    scope = _scope(ctx)
+    votes = _table_votes(ctx)
     if args.positional:
-        vote = find_vote(scope, args.positional[0])
+        vote = find_vote(votes, args.positional[0])
     else:
         open_votes = ctx.repos.votes.open_votes(ctx.cell.id, ctx.table.value)
         if not open_votes:
             raise Refusal("vote.none_open")
         vote = open_votes[-1]
-    t = current_tally(scope, vote)
+    t = current_tally(votes, vote)
     return [Reply("vote_status", {"id": vote.id, "kind": vote.kind, "code": vote.code,
                                   "state": vote.state, **tally_data(t)})]
 
@@ -138,18 +138,18 @@ def vote_status(ctx: CommandContext, args: Args) -> Sequence[Output]:
 @router.command("vote", sub="close", who=Who.CHAIR, tables=OPERATIONAL, max_positional=1,
                 help="vote")
 def vote_close(ctx: CommandContext, args: Args) -> Sequence[Output]:
-    scope = _scope(ctx)
-    vote = find_vote(scope, args.positional[0] if args.positional else None)
+    votes = _table_votes(ctx)
+    vote = find_vote(votes, args.positional[0] if args.positional else None)
     if vote.state != State.OPEN.value:
         raise Refusal("vote.not_open", id=vote.id, state=vote.state)
-    return close_vote(scope, vote, actor=ctx.member.user_id, reason="chair")
+    return close_vote(votes, vote, actor=ctx.member.user_id, reason="chair")
 
 
 @router.command("vote", sub="cancel", who=Who.CHAIR, tables=OPERATIONAL, max_positional=1,
                 help="vote")
 def vote_cancel(ctx: CommandContext, args: Args) -> Sequence[Output]:
-    scope = _scope(ctx)
-    vote = find_vote(scope, args.positional[0] if args.positional else None)
+    votes = _table_votes(ctx)
+    vote = find_vote(votes, args.positional[0] if args.positional else None)
     if vote.state != State.OPEN.value:
         raise Refusal("vote.not_open", id=vote.id, state=vote.state)
-    return cancel_vote(scope, vote, actor=ctx.member.user_id, reason="chair")
+    return cancel_vote(votes, vote, actor=ctx.member.user_id, reason="chair")
