@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from commands.fiche.document import missing
 from commands.meetings.cadence import Mode, next_meeting
 from commands.meetings.common import (
     current_mode,
@@ -24,8 +25,6 @@ log = logging.getLogger(__name__)
 
 def awaiting_consensus(repos: Repositories, cell: Cell) -> list[str]:
     """Codes whose complete feedback fiche has not yet been adopted and sent."""
-    from commands.fiche.document import missing
-
     open_codes = {d.code for d in repos.dossiers.list(cell.id, [s.value for s in OPEN])}
     return [f.code for f in repos.fiches.unsent(cell.id)
             if f.code in open_codes and not missing(f.values)]
