@@ -148,7 +148,12 @@ def test_dutch_keys_and_values(db: Database) -> None:
                  "!signal fenomeen=vroeg indicatoren=isolement,bedreigingen getoetst=ja "
                  "context=gezin", "nl", sender=PARTNER)
     assert "Signaal aangemeld" in answer
-    assert "isolation, threats" in answer
+    # Stored in English (the keys stay accepted in both), shown in the cell's language.
+    assert "Fenomeen vroeg; indicatoren: isolement, bedreigingen" in answer
+    assert "isolation" not in answer
+    with db.unit_of_work() as repos:
+        [record] = repos.dossiers.list(config.cells[0].id)
+    assert (record.phenomenon, list(record.indicators)) == ("early", ["isolation", "threats"])
 
 
 def test_flag_and_scenario_are_chair_only_and_set_dates(dispatcher: Dispatcher,

@@ -81,7 +81,25 @@ def _environment(lang: str) -> jinja2.Environment:
     )
     env.globals["msg"] = lambda name, /, **data: text(lang, name, **data)
     env.filters["md"] = escape_markdown
+    env.filters["local"] = lambda value: local_word(lang, value)
     return env
+
+
+@cache
+def _local_words(lang: str) -> Mapping[str, str]:
+    """English enumerated value -> the first word the language's vocabulary gives for it."""
+    local: dict[str, str] = {}
+    for word, name in vocabulary(lang)[1].items():
+        local.setdefault(name, word)
+    return local
+
+
+def local_word(lang: str, value: Any) -> str:
+    """An enumerated value (phenomenon, indicator, context, trajectory) as the cell's language
+    writes it; a value the vocabulary does not know (a code such as FTF, a cell's own word) is
+    shown as it is. Members read their language, never the internal English names."""
+    text = str(value)
+    return _local_words(lang).get(text.lower(), text)
 
 
 def escape_markdown(value: Any) -> str:
