@@ -162,8 +162,7 @@ def _ballot(choice: Choice) -> Handler:
 for _choice in Choice:
     router.commands.append(
         Command(name="vote", sub=_choice.value, handler=_ballot(_choice), tables=OPERATIONAL,
-                max_positional=1, help="vote",
-                keys=frozenset() if _choice is Choice.YES else frozenset({"reason"}))
+                max_positional=1, help="vote", keys=frozenset({"reason"}))
     )
 
 
