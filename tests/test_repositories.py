@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -363,9 +364,22 @@ def test_replies_to_members_go_before_a_backlog_of_announcements_but_never_jump_
     assert send_order([]) == []
 
 
-def test_purged_texts_cannot_be_read_back_from_the_sqlite_file(tmp_path: Path) -> None:
+def test_purged_texts_cannot_be_read_back_from_the_sqlite_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """``secure_delete`` on every connection: a purged summary and fiche text are overwritten,
-    not merely unlinked, whatever the SQLite build's default (spec §11 "Nothing left behind")."""
+    not merely unlinked, whatever the SQLite build's default (spec §11 "Nothing left behind").
+    Connections start with it off here, as on builds without SQLITE_SECURE_DELETE."""
+    import sqlite3
+
+    plain_connect = sqlite3.dbapi2.connect
+
+    def connect_without_secure_delete(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = plain_connect(*args, **kwargs)
+        conn.execute("PRAGMA secure_delete=OFF")
+        return conn
+
+    monkeypatch.setattr(sqlite3.dbapi2, "connect", connect_without_secure_delete)
     path = tmp_path / "livcr.db"
     database = Database(f"sqlite:///{path}")
     try:
