@@ -46,12 +46,7 @@ def status(h: Harness, code: str) -> str:
 
 
 def meeting(h: Harness, *members: str) -> str:
-    # A code with "NR<digit>" (read as "nr 8", a house number) or ending in a digit before
-    # "key=<number>" trips the privacy guard's address rule (a false positive reported
-    # separately): keep these tests about votes.
     code = h.signal()
-    while code[-1].isdigit() or "NR" in code:
-        code = h.signal()
     assert "!present" in say(h, "!meeting start")
     for member in members:
         say(h, "!present", member)
