@@ -244,10 +244,26 @@ def _v4(conn: Connection) -> None:
         conn.execute(sa.text(statement))
 
 
+def _v5(conn: Connection) -> None:
+    """Ballot reason categories and recusals (spec §9)."""
+    TS = _ts(conn)
+    statements = [
+        "ALTER TABLE ballot ADD COLUMN reason VARCHAR(24) NOT NULL DEFAULT ''",
+        f"""CREATE TABLE recusal (
+            meeting_id INTEGER NOT NULL,
+            code VARCHAR(16) NOT NULL,
+            user_id VARCHAR(255) NOT NULL,
+            at {TS} NOT NULL,
+            PRIMARY KEY (meeting_id, code, user_id))""",
+    ]
+    for statement in statements:
+        conn.execute(sa.text(statement))
+
+
 Step = Callable[[Connection], None]
 
 #: Step ``i`` upgrades a database from version ``i`` to ``i + 1``.
-STEPS: list[Step] = [_v1, _v2, _v3, _v4]
+STEPS: list[Step] = [_v1, _v2, _v3, _v4, _v5]
 
 
 def current_version(conn: Connection) -> int:

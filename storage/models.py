@@ -230,6 +230,18 @@ class Ballot(SQLModel, table=True):
     choice: str = Field(max_length=8)
     via: str = Field(max_length=8)  # command | poll
     at: datetime = ts()
+    #: For ``no`` and ``abstain``: a category of a fixed list (spec §9), never free text.
+    reason: str = Field(default="", max_length=24)
+
+
+class Recusal(SQLModel, table=True):
+    """A present member takes no part in one case's votes in this meeting (``recuse C-…``)."""
+
+    __tablename__ = "recusal"
+    meeting_id: int = Field(primary_key=True)
+    code: str = Field(primary_key=True, max_length=16)
+    user_id: str = Field(primary_key=True, max_length=255)
+    at: datetime = ts()
 
 
 class Fiche(SQLModel, table=True):

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from storage.models import Ballot, Vote
+from storage.models import Ballot, Meeting, Recusal, Vote
 
 FICHE_FIELDS = ("effectiveness", "willingness", "distancing", "continue", "options", "other",
                 "readiness", "readiness_note")
@@ -41,6 +41,7 @@ class BallotRecord:
     choice: str
     via: str
     at: datetime
+    reason: str = ""
 
 
 def _vote(row: Vote) -> VoteRecord:
@@ -111,14 +112,31 @@ class VoteRepository:
         return _vote(row) if row else None
 
     # ---- ballots --------------------------------------------------------------------
-    def cast(self, vote_id: int, user_id: str, choice: str, via: str, at: datetime) -> None:
-        self._session.add(Ballot(vote_id=vote_id, user_id=user_id, choice=choice, via=via, at=at))
+    def cast(self, vote_id: int, user_id: str, choice: str, via: str, at: datetime,
+             reason: str = "") -> None:
+        self._session.add(Ballot(vote_id=vote_id, user_id=user_id, choice=choice, via=via, at=at,
+                                 reason=reason))
         self._session.flush()
 
     def ballots(self, vote_id: int) -> list[BallotRecord]:
         query = select(Ballot).where(Ballot.vote_id == vote_id).order_by(col(Ballot.id))
-        return [BallotRecord(b.vote_id, b.user_id, b.choice, b.via, b.at)
+        return [BallotRecord(b.vote_id, b.user_id, b.choice, b.via, b.at, b.reason)
                 for b in self._session.exec(query).all()]
+
+    # ---- recusals -------------------------------------------------------------------
+    def recuse(self, meeting_id: int, code: str, user_id: str, at: datetime) -> bool:
+        """Record a recusal; False when it was recorded already."""
+        if self._session.get(Recusal, (meeting_id, code, user_id)) is not None:
+            return False
+        self._session.add(Recusal(meeting_id=meeting_id, code=code, user_id=user_id, at=at))
+        self._session.flush()
+        return True
+
+    def recused(self, meeting_id: int, code: str) -> list[str]:
+        query = (select(Recusal.user_id)
+                 .where(Recusal.meeting_id == meeting_id, Recusal.code == code)
+                 .order_by(col(Recusal.at), col(Recusal.user_id)))
+        return list(self._session.exec(query).all())
 
     # ---- retention ------------------------------------------------------------------
     def purge_code(self, cell: str, code: str) -> None:
@@ -130,4 +148,8 @@ class VoteRepository:
                 sa.delete(Ballot).where(col(Ballot.vote_id).in_(ids)))
             self._session.exec(  # type: ignore[call-overload]
                 sa.delete(Vote).where(col(Vote.id).in_(ids)))
+        self._session.exec(  # type: ignore[call-overload]
+            sa.delete(Recusal).where(
+                col(Recusal.code) == code,
+                col(Recusal.meeting_id).in_(select(Meeting.id).where(Meeting.cell == cell))))
 

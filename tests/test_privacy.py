@@ -510,3 +510,12 @@ def test_a_4000_character_text_is_screened_whole() -> None:
     text = (" ".join(NEGATIVES) + " Bel 0470 12 34 56. ") * 3
     text = text[:4000]
     assert screen(text) == {Finding.PHONE}
+
+
+def test_a_case_code_is_never_read_as_a_house_number() -> None:
+    """Random case codes such as C-3NR5Q ("nr 5") tripped the address rule (issue 15)."""
+    for code in ("C-3NR5Q", "C-ANR8Y", "C-NR8MN", "C-RSNR1", "C-VTNR8", "C-CNR16", "C-PCNR1"):
+        assert screen(f"!vote open fiche {code}") == frozenset(), code
+        assert screen(f"!case flag {code} problematic") == frozenset(), code
+        assert screen(f"!vote open accept {code} deadline=30m") == frozenset(), code
+    assert screen("C-3NR5Q: woont Kerkstraat 12 in Gent") != frozenset()

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -361,3 +362,44 @@ def test_replies_to_members_go_before_a_backlog_of_announcements_but_never_jump_
     assert position[400] < position[401]
     assert position[7] < position[403]
     assert send_order([]) == []
+
+
+def test_purged_texts_cannot_be_read_back_from_the_sqlite_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``secure_delete`` on every connection: a purged summary and fiche text are overwritten,
+    not merely unlinked, whatever the SQLite build's default (spec §11 "Nothing left behind").
+    Connections start with it off here, as on builds without SQLITE_SECURE_DELETE."""
+    import sqlite3
+
+    plain_connect = sqlite3.dbapi2.connect
+
+    def connect_without_secure_delete(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = plain_connect(*args, **kwargs)
+        conn.execute("PRAGMA secure_delete=OFF")
+        return conn
+
+    monkeypatch.setattr(sqlite3.dbapi2, "connect", connect_without_secure_delete)
+    path = tmp_path / "livcr.db"
+    database = Database(f"sqlite:///{path}")
+    try:
+        database.migrate()
+        summary, other = "SUMMARY-MARKER-7f3a9c", "FICHE-MARKER-b41e02"
+        code = _new(database, summary=summary)
+        with database.unit_of_work() as repos:
+            repos.fiches.put(CELL, code, {"other": other}, by="@chair:x", at=T0)
+            repos.dossiers.update(CELL, code, T0, status="closed", closed_at=T0)
+        with database.unit_of_work() as repos:
+            assert repos.dossiers.purge_closed(CELL, T0 + timedelta(days=1),
+                                               [s.value for s in FINAL]) == 1
+        raw = database.engine.raw_connection()
+        try:
+            assert raw.cursor().execute("PRAGMA secure_delete").fetchone()[0] == 1
+            raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            raw.close()
+    finally:
+        database.dispose()
+    data = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    assert summary.encode() not in data
+    assert other.encode() not in data

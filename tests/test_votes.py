@@ -139,7 +139,7 @@ def test_one_no_blocks_until_changed_and_close_without_all_yes_changes_nothing(
     table: VotingTable,
 ) -> None:
     code = table.case()
-    table.meeting_with(PARTNER)
+    table.meeting_with(PARTNER, SCHOOL)
     table.say(f"!vote open reject {code}")
     table.say("!vote no", PARTNER)
     table.say("!vote yes", CHAIR)
@@ -155,10 +155,11 @@ def test_one_no_blocks_until_changed_and_close_without_all_yes_changes_nothing(
 
 def test_changed_ballot_adopts(table: VotingTable) -> None:
     code = table.case()
-    table.meeting_with(PARTNER)
+    table.meeting_with(PARTNER, SCHOOL)
     table.say(f"!vote open accept {code}")
     table.say("!vote abstain", PARTNER)
     table.say("!vote yes", CHAIR)
+    table.say("!vote yes", SCHOOL)
     assert table.status(code) == "signalled"
     assert "adopted" in table.say("!vote yes", PARTNER)
     assert table.status(code) == "follow_up"
@@ -167,7 +168,7 @@ def test_changed_ballot_adopts(table: VotingTable) -> None:
 def test_ballots_from_absent_members_and_outside_meetings_are_refused(table: VotingTable) -> None:
     code = table.case()
     assert "during a meeting" in table.say(f"!vote open accept {code}")
-    table.meeting_with(PARTNER)
+    table.meeting_with(PARTNER, IO)
     assert "Only the chair" in table.say(f"!vote open accept {code}", PARTNER)
     table.say(f"!vote open accept {code}")
     assert "Send `!present` first" in table.say("!vote yes", SCHOOL)
@@ -181,13 +182,13 @@ def test_ballots_from_absent_members_and_outside_meetings_are_refused(table: Vot
 
 def test_illegal_transition_is_refused_before_voting(table: VotingTable) -> None:
     code = table.case()
-    table.meeting_with(PARTNER)
+    table.meeting_with(PARTNER, SCHOOL)
     assert "Allowed next" in table.say(f"!vote open close {code}")
 
 
 def test_cancelled_vote_refuses_ballots(table: VotingTable) -> None:
     code = table.case()
-    table.meeting_with(PARTNER)
+    table.meeting_with(PARTNER, SCHOOL)
     table.say(f"!vote open accept {code}")
     assert "withdrawn" in table.say("!vote cancel")
     assert "withdrawn" in table.say("!vote yes 1", PARTNER)
@@ -239,7 +240,7 @@ def test_adopted_fiche_goes_to_every_information_officer_only(table: VotingTable
 
 def test_blocked_fiche_vote_delivers_nothing(table: VotingTable) -> None:
     code = table.case()
-    table.meeting_with(PARTNER)
+    table.meeting_with(PARTNER, SCHOOL)
     _fill(table, code)
     opened = table.run(f"!vote open fiche {code}")
     assert any(isinstance(o, PollStart) for o in opened), "the fiche vote must open"
@@ -263,7 +264,7 @@ def test_blocked_fiche_vote_delivers_nothing(table: VotingTable) -> None:
 def test_poll_responses_of_eligible_members_count_others_are_ignored(table: VotingTable,
                                                                      config: Config) -> None:
     code = table.case()
-    table.meeting_with(PARTNER)
+    table.meeting_with(PARTNER, SCHOOL)
     table.say(f"!vote open accept {code}")
     with table.db.unit_of_work() as repos:
         repos.votes.update(1, poll_event_id="$poll")
@@ -274,10 +275,11 @@ def test_poll_responses_of_eligible_members_count_others_are_ignored(table: Voti
             votes = TableVotes(cell, Table.OPERATIONAL, repos, ChangeRecorder(), table.now)
             return poll_ballot(votes, "$poll", user, choice)
 
-    assert answer(SCHOOL, "yes") == []  # not present
+    assert answer(IO, "yes") == []  # not present
     assert answer(PARTNER, "maybe") == []
     answer(PARTNER, "no")
     answer(CHAIR, "yes")
+    answer(SCHOOL, "yes")
     assert table.status(code) == "signalled"
     outputs = answer(PARTNER, "yes")  # the latest one wins
     assert any(isinstance(o, PollEnd) for o in outputs)
@@ -289,7 +291,7 @@ def test_rendered_fiche_matches_the_golden_file(lang: str) -> None:
     data = {
         "cell": "LIVC-R Voorbeeldstad", "municipalities": ["Voorbeeldstad"],
         "table": "operational", "code": "C-7KQ2M", "phenomenon": "HTF", "date": "2026-11-24",
-        "participants": 4,
+        "participants": 4, "recused": 0,
         "fields": {"effectiveness": "positive", "willingness": "moderate",
                    "distancing": "partial", "continue": "yes", "options": "no",
                    "other": "Schoolbegeleiding loopt; contact met jeugddienst",

@@ -35,6 +35,7 @@ from commands.meetings.reminders import (
     reminder,
 )
 from commands.model import Table
+from commands.votes.closing import TableVotes, expire, remind_non_voters
 from storage.repositories import Repositories
 
 log = logging.getLogger(__name__)
@@ -170,8 +171,18 @@ class Jobs:
             port.table_changed(cell.id, spec.table)  # the recomputation lapses and re-plans
             return []
 
+        def vote_deadline(repos: Repositories, port: SchedulerPort,
+                          now: datetime) -> list[Output]:
+            return expire(TableVotes(cell, spec.table, repos, port, now))
+
+        def vote_reminder(repos: Repositories, port: SchedulerPort,
+                          now: datetime) -> list[Output]:
+            return remind_non_voters(TableVotes(cell, spec.table, repos, port, now),
+                                     spec.vote_id)
+
         return {"reminder": meeting_reminder, "first_meeting": first_meeting,
-                "lapse": lapse}[spec.kind]
+                "lapse": lapse, "vote_deadline": vote_deadline,
+                "vote_reminder": vote_reminder}[spec.kind]
 
     async def run(self, spec: JobSpec) -> None:
         try:

@@ -1,13 +1,22 @@
 """Every word a person reads comes from ``templates/<lang>/``; this module renders it.
 
 Templates are Markdown (``*.md.j2``) or short entries of ``messages.toml``. The Markdown is the
-plain ``body``; markdown-it turns it into the HTML ``formatted_body`` with raw HTML disabled, so
-text typed by members can never inject markup.
+plain ``body``; markdown-it turns it into the HTML ``formatted_body`` with raw HTML disabled.
+
+Member text is text (spec §11): every value a template prints is escaped by default (Jinja's
+``finalize``), so no link, emphasis, HTML or mention can be injected through it. Only Markdown
+the bot builds itself is printed as is: :class:`Safe` values (the results of ``msg()``, ``|md``
+and ``|code``). Values shown as code go through ``|code``, which builds a CommonMark code span
+whose fence is longer than any run of backticks in the value (backslash escapes do not work
+inside code spans).
 """
 
 from __future__ import annotations
 
+import html
+import re
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -18,12 +27,60 @@ from zoneinfo import ZoneInfo
 import jinja2
 from markdown_it import MarkdownIt
 
+from bot.edge.shapes import parse_user_id
 from commands.meetings.calendar import meeting_ics
 
 TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
 LANGUAGES = ("nl", "fr", "en")
 
 _markdown = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable("table")
+
+
+class Safe(str):
+    """Markdown the bot built itself (a rendered message, an escaped value, a code span):
+    printed as is, never escaped again."""
+
+    __slots__ = ()
+
+
+def escape_markdown(value: Any) -> Safe:
+    """Neutralise Markdown in member-typed text so it shows as typed (and stays one line: a
+    line break could start a heading, a list or a quote)."""
+    if isinstance(value, Safe):
+        return value
+    out = " ".join(str(value).splitlines())
+    for char in "\\`*_{}[]<>#|~&":
+        out = out.replace(char, "\\" + char)
+    return Safe(out)
+
+
+def code_span(value: Any) -> Safe:
+    """``value`` as a CommonMark code span, whatever backticks it holds: the fence is one
+    backtick longer than its longest run, padded with spaces (stripped by CommonMark)."""
+    text = " ".join(str(value).splitlines())
+    if not text:
+        return Safe("")
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    return Safe(f"{fence} {text} {fence}" if longest or text.startswith(" ")
+                or text.endswith(" ") else f"{fence}{text}{fence}")
+
+
+def _finalize(value: Any) -> Any:
+    """Every printed value: the bot's own Markdown as is, everything else escaped."""
+    if isinstance(value, (Safe, bool, int, float)) or value is None:
+        return "" if value is None else value
+    return escape_markdown(value)
+
+
+def mention_pill(user_id: str) -> str:
+    """An HTML mention pill for ``user_id``: its text HTML-escaped, its matrix.to link
+    percent-encoded; a value that is not a Matrix user id (by the spec's grammar) is
+    refused with ``ValueError``."""
+    if parse_user_id(user_id) is None:
+        raise ValueError("not a Matrix user id")
+    href = "https://matrix.to/#/" + urllib.parse.quote(user_id, safe="@:")
+    return f'<a href="{html.escape(href, quote=True)}">{html.escape(user_id)}</a>'
 
 
 @dataclass(frozen=True)
@@ -78,9 +135,11 @@ def _environment(lang: str) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
+        finalize=_finalize,
     )
     env.globals["msg"] = lambda name, /, **data: text(lang, name, **data)
     env.filters["md"] = escape_markdown
+    env.filters["code"] = code_span
     env.filters["local"] = lambda value: local_word(lang, value)
     return env
 
@@ -102,22 +161,14 @@ def local_word(lang: str, value: Any) -> str:
     return _local_words(lang).get(text.lower(), text)
 
 
-def escape_markdown(value: Any) -> str:
-    """Neutralise Markdown in member-typed text so it shows as typed."""
-    out = str(value)
-    for char in "\\`*_{}[]<>#|~":
-        out = out.replace(char, "\\" + char)
-    return out
-
-
-def text(lang: str, key: str, /, **data: Any) -> str:
-    """One catalogue entry, filled (``{{ name }}`` placeholders)."""
+def text(lang: str, key: str, /, **data: Any) -> Safe:
+    """One catalogue entry, filled (``{{ name }}`` placeholders, escaped)."""
     catalogue = messages(lang)
     try:
         source = catalogue[key]
     except KeyError:
         source = messages("en")[key]
-    return _compiled(lang, source).render(**data)
+    return Safe(_compiled(lang, source).render(**data))
 
 
 @cache

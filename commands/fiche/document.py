@@ -53,12 +53,16 @@ def fiche_complete(repos: Repositories, cell: Cell, code: str) -> list[str]:
 
 
 def information_officers(cell: Cell, repos: Repositories) -> tuple[str, ...]:
+    """Who receives an adopted fiche: the information officers on the cell's operational
+    roster (with a chair's changes) who acknowledged at that table — an acknowledgement is
+    given in the table's room, so they joined it (spec §11). The edge adds "and trusted"."""
     return tuple(m.user_id for m in table_members(cell, repos, Table.OPERATIONAL)
-                 if m.role is Role.INFORMATION_OFFICER)
+                 if m.role is Role.INFORMATION_OFFICER
+                 and repos.acks.has_acked(cell.id, Table.OPERATIONAL.value, m.user_id))
 
 
 def document(repos: Repositories, cell: Cell, code: str, *, decided: datetime,
-             participants: int) -> dict[str, Any]:
+             participants: int, recused: int = 0) -> dict[str, Any]:
     """Everything the fiche templates show: no names, only the case code."""
     record = get_dossier(repos, cell, code)
     return {
@@ -70,13 +74,15 @@ def document(repos: Repositories, cell: Cell, code: str, *, decided: datetime,
         "date": decided.astimezone(cell.tz).date().isoformat(),
         "fields": fiche_values(repos, cell, code),
         "participants": participants,
+        "recused": recused,
     }
 
 
 def delivery(repos: Repositories, cell: Cell, code: str, now: datetime, *,
-             participants: int, decided: datetime) -> list[Output]:
+             participants: int, decided: datetime, recused: int = 0) -> list[Output]:
     """An adopted fiche goes to every information officer in an encrypted direct room."""
-    data = document(repos, cell, code, decided=decided, participants=participants)
+    data = document(repos, cell, code, decided=decided, participants=participants,
+                    recused=recused)
     officers = information_officers(cell, repos)
     outputs: list[Output] = [
         Reply("fiche", data, direct_to=officer, in_reply=False,

@@ -12,6 +12,7 @@ from commands.meetings.common import (
     when,
 )
 from commands.model import Cell, Table
+from commands.votes.consensus import REASONS
 from storage.meetings import (
     DecisionRecord,
     MeetingRecord,
@@ -50,9 +51,17 @@ def decision_list(repos: Repositories, cell: Cell, table: Table, meeting: Meetin
 
 
 #: Audit actions that are steps towards a decision, not decisions.
-_NOT_DECISIONS = ("ballot_", "vote_open_", "fiche_edit")
+_NOT_DECISIONS = ("ballot_", "vote_open_", "fiche_edit", "recusal")
 _OUTCOMES = {"vote_adopted": "adopted", "vote_not_adopted": "not_adopted",
              "vote_cancelled": "cancelled"}
+
+
+def _reasons(repos: Repositories, vote_id: int) -> dict[str, int]:
+    """How many members' latest ballots gave each reason category (never who)."""
+    latest = {b.user_id: b for b in repos.votes.ballots(vote_id)}
+    counts = {r: sum(1 for b in latest.values() if b.reason == r and b.choice != "yes")
+              for r in REASONS}
+    return {r: n for r, n in counts.items() if n}
 
 
 def _decision(repos: Repositories, cell: Cell, record: DecisionRecord) -> dict[str, Any] | None:
@@ -78,6 +87,7 @@ def _decision(repos: Repositories, cell: Cell, record: DecisionRecord) -> dict[s
         vote = repos.votes.get(int(vote_id)) if vote_id.isdigit() else None
         row["vote"] = vote.id if vote else ""
         row["proposal"] = vote.kind if vote else ""
+        row["reasons"] = _reasons(repos, vote.id) if vote else {}
     elif record.action == "fiche_sent":
         row["kind"] = "fiche_sent"
     elif record.from_status and record.to_status:

@@ -94,7 +94,7 @@ def evaluation_check(repos: Repositories, scheduler: SchedulerPort, cell: Cell,
     )]
 
 
-JobKind = Literal["reminder", "lapse", "first_meeting"]
+JobKind = Literal["reminder", "lapse", "first_meeting", "vote_deadline", "vote_reminder"]
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,7 @@ class JobSpec:
     sequence: int = 0
     offset: timedelta = timedelta(0)
     once: bool = True
+    vote_id: int = 0
 
     @property
     def job_id(self) -> str:
@@ -163,6 +164,22 @@ def job_plan(repos: Repositories, cells: Sequence[Cell], now: datetime, grace: t
                 continue
             plan.jobs.append(JobSpec("reminder", key, cell.id, table, run_at, meeting.id,
                                      meeting.sequence, offset))
+    for vote in repos.votes.open_all():
+        table = Table(vote.table)
+        if not wanted(vote.cell, table):
+            continue
+        cell = by_id[vote.cell]
+        if vote.deadline is not None:
+            # Closing at the deadline is idempotent (only open votes past it close).
+            plan.jobs.append(JobSpec("vote_deadline", f"vote-deadline:{vote.id}", cell.id, table,
+                                     max(vote.deadline, now), once=False, vote_id=vote.id))
+        key = f"vote-reminder:{vote.id}"
+        due = vote.opened_at + cell.tables[table].vote_reminder_after
+        if repos.events.is_processed(key) or (vote.deadline is not None
+                                              and due >= vote.deadline):
+            continue
+        plan.jobs.append(JobSpec("vote_reminder", key, cell.id, table, max(due, now),
+                                 vote_id=vote.id))
     states = repos.meetings.states_all()
     for cell in cells:
         if not wanted(cell.id, Table.OPERATIONAL):

@@ -40,16 +40,29 @@ def list_members(ctx: CommandContext, args: Args) -> Sequence[Output]:
     return [Reply("members", {"members": rows, "table": ctx.table.value})]
 
 
-def _check(ctx: CommandContext, changed: Member | None, user_id: str) -> None:
+def _own_table_only(ctx: CommandContext, tables: Sequence[Table]) -> None:
+    """A chair changes the roster of their own table only (spec §11): the table of the room
+    the command was sent from."""
+    for table in tables:
+        if table is not ctx.table:
+            raise Refusal("members.own_table_only", table=table.value, own=ctx.table.value)
+
+
+def _check(ctx: CommandContext, changed: Member | None, user_id: str,
+           removal: bool = False) -> None:
+    """The guideline's rules on the roster after the change; for a removal the table's own
+    rules come first (removing the only chair says so)."""
     roster = [m for m in effective_roster(ctx.cell, ctx.repos) if m.user_id != user_id]
     if changed is not None:
-        problems = member_problems(ctx.cell, changed, "member")
+        roster.append(changed)
+    table_problems = roster_problems(
+        ctx.cell.model_copy(update={"members": tuple(roster)}), "")
+    if removal:  # the table-wide rules ("members") before those of one entry
+        table_problems.sort(key=lambda problem: problem[0] != "members")
+    own = member_problems(ctx.cell, changed, "member") if changed is not None else []
+    for problems in ((table_problems, own) if removal else (own, table_problems)):
         if problems:
             raise Refusal("members.rule." + rule_code(problems[0][1]))
-        roster.append(changed)
-    problems = roster_problems(ctx.cell.model_copy(update={"members": tuple(roster)}), "")
-    if problems:
-        raise Refusal("members.rule." + rule_code(problems[0][1]))
 
 
 @router.command(
@@ -70,12 +83,21 @@ def add_member(ctx: CommandContext, args: Args) -> Sequence[Output]:
     except ValueError as exc:
         raise UsageError("members.bad_role", roles=", ".join(r.value for r in Role)) from exc
     try:
-        tables = tuple(Table(ctx.english(t)) for t in args.list("tables")) or (ctx.table,)
+        asked = tuple(Table(ctx.english(t)) for t in args.list("tables")) or (ctx.table,)
     except ValueError as exc:
         raise UsageError("members.bad_table") from exc
-    member = Member(
-        user_id=user_id, role=role, organisation=" ".join(organisation_words), tables=tables
-    )
+    _own_table_only(ctx, asked)
+    organisation = " ".join(organisation_words)
+    current = effective_member(ctx.cell, ctx.repos, user_id)
+    tables: tuple[Table, ...] = (ctx.table,)
+    if current is not None:
+        elsewhere = tuple(t for t in current.tables if t is not ctx.table)
+        # Role and organisation are the member's at every table: changing them would
+        # change another table's roster.
+        if elsewhere and (current.role is not role or current.organisation != organisation):
+            raise Refusal("members.other_table", table=elsewhere[0].value)
+        tables = tuple(t for t in Table if t in current.tables or t is ctx.table)
+    member = Member(user_id=user_id, role=role, organisation=organisation, tables=tables)
     _check(ctx, member, user_id)
     ctx.repos.roster.put(
         RosterChange(
@@ -103,17 +125,20 @@ def remove_member(ctx: CommandContext, args: Args) -> Sequence[Output]:
     if not USER_ID.fullmatch(user_id):
         raise UsageError("members.bad_user_id")
     current = effective_member(ctx.cell, ctx.repos, user_id)
-    if current is None:
+    if current is None or ctx.table not in current.tables:
         raise Refusal("members.not_found", user_id=user_id)
-    _check(ctx, None, user_id)
+    # Only from this table: a seat at the other table stays as it is.
+    remaining = tuple(t for t in current.tables if t is not ctx.table)
+    _check(ctx, current.model_copy(update={"tables": remaining}) if remaining else None,
+           user_id, removal=True)
     ctx.repos.roster.put(
         RosterChange(
             cell=ctx.cell.id,
             user_id=user_id,
             role=current.role.value,
             organisation=current.organisation,
-            tables=tuple(t.value for t in current.tables),
-            removed=True,
+            tables=tuple(t.value for t in remaining or current.tables),
+            removed=not remaining,
         ),
         actor=ctx.member.user_id,
         at=ctx.now,

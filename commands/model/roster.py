@@ -141,6 +141,12 @@ class TableConfig(Strict):
     #: Optional room retention policy (m.room.retention): the homeserver deletes messages
     #: older than this, when its retention support is enabled. None: no policy set.
     message_retention_days: int | None = Field(default=None, ge=1, le=3650)
+    #: A consensus needs a table (spec §9): a vote opens only with at least ``quorum``
+    #: participating members from at least ``quorum_organisations`` organisations.
+    quorum: int = Field(default=3, ge=1, le=100)
+    quorum_organisations: int = Field(default=2, ge=1, le=100)
+    #: After this the bot mentions, once, the eligible members who have not voted.
+    vote_reminder: str = "10m"
 
     @field_validator("room")
     @classmethod
@@ -163,6 +169,16 @@ class TableConfig(Strict):
         for item in value:
             parse_duration(item)
         return value
+
+    @field_validator("vote_reminder")
+    @classmethod
+    def _vote_reminder(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @property
+    def vote_reminder_after(self) -> timedelta:
+        return parse_duration(self.vote_reminder)
 
     @property
     def time_of_day(self) -> time:

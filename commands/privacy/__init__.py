@@ -19,6 +19,7 @@ detector fails unexpectedly the text is treated as containing that detector's ki
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 
 from .addresses import street_addresses
@@ -46,6 +47,11 @@ _DETECTORS: tuple[tuple[Callable[[str], Iterator[Finding]], frozenset[Finding]],
 )
 
 
+#: A case code (``C-`` and five Crockford characters) is the one name a dossier may have: it is
+#: read as the word "dossier", so "C-3NR5Q" is never taken for "nr 5", a house number.
+_CASE_CODE = re.compile(r"(?<![\w-])C-[0-9A-Z]{5}(?![\w-])", re.IGNORECASE)
+
+
 def screen(text: str) -> frozenset[Finding]:
     """Kinds of personal data found in text; empty when clean. Never raises, never logs."""
     try:
@@ -56,6 +62,7 @@ def screen(text: str) -> frozenset[Finding]:
         normalised = normalise(text)
     except Exception:  # pragma: no cover - scan the text as given rather than not at all
         normalised = text
+    normalised = _CASE_CODE.sub("dossier", normalised)
     if not normalised.strip():
         return frozenset()
     found: set[Finding] = set()

@@ -4,14 +4,16 @@ fiche (an edit cancels its vote) and meeting end (open votes close).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from commands.dossiers import workflow as dossiers
 from commands.fiche.document import delivery
 from commands.framework import Output, PollEnd, Refusal, Reply, SchedulerPort, UsageError
+from commands.members.roster import table_members
 from commands.model import Cell, Status, Table
-from commands.votes.consensus import Choice, Kind, State, Tally, outcome, tally
+from commands.votes.consensus import REASONS, Choice, Kind, State, Tally, outcome, tally
 from storage.repositories import Repositories
 from storage.votes import VoteRecord
 
@@ -19,20 +21,54 @@ TARGET = {Kind.ACCEPT: Status.FOLLOW_UP, Kind.REJECT: Status.NOT_RETAINED,
           Kind.CLOSE: Status.CLOSED}
 
 
+#: Whether a member writes from a trusted device (spec §11). The Matrix edge answers it;
+#: until it is wired, every device counts as trusted.
+Trusted = Callable[[str], bool]
+
+
+def always_trusted(user_id: str) -> bool:
+    """The default device-trust answer: trusted (the edge plugs its own in)."""
+    return True
+
+
 @dataclass(frozen=True)
 class TableVotes:
     """The votes of one table at one moment (its repositories, scheduler port and "now");
-    commands and poll answers share the same logic through it."""
+    commands and poll answers share the same logic through it.
+
+    ``trusted`` is the hook where the edge's device-trust answer plugs in: a ballot counts
+    only from a member who is on the roster, present and trusted, when cast and at close.
+    """
 
     cell: Cell
     table: Table
     repos: Repositories
     scheduler: SchedulerPort
     now: datetime
+    trusted: Trusted = always_trusted
+
+
+def participants(votes: TableVotes, meeting_id: int, code: str) -> tuple[str, ...]:
+    """Who may vote on ``code`` now: recorded present in the meeting, on the table's
+    (effective) roster, on a trusted device, and not recused for that case."""
+    roster = {m.user_id for m in table_members(votes.cell, votes.repos, votes.table)}
+    recused = set(votes.repos.votes.recused(meeting_id, code))
+    return tuple(u for u in votes.repos.meetings.attendees(meeting_id)
+                 if u in roster and u not in recused and votes.trusted(u))
+
+
+def quorum_gap(votes: TableVotes, members: Sequence[str]) -> tuple[int, int]:
+    """(members, organisations) still missing for a quorum among ``members`` (spec §9)."""
+    settings = votes.cell.tables[votes.table]
+    by_id = {m.user_id: m for m in table_members(votes.cell, votes.repos, votes.table)}
+    organisations = {by_id[u].organisation.strip().casefold() for u in members
+                     if u in by_id and by_id[u].organisation.strip()}
+    return (max(0, settings.quorum - len(members)),
+            max(0, settings.quorum_organisations - len(organisations)))
 
 
 def current_tally(votes: TableVotes, vote: VoteRecord) -> Tally:
-    eligible = votes.repos.meetings.attendees(vote.meeting_id)
+    eligible = participants(votes, vote.meeting_id, vote.code)
     ballots = [(b.user_id, Choice(b.choice)) for b in votes.repos.votes.ballots(vote.id)]
     return tally(eligible, ballots)
 
@@ -42,6 +78,17 @@ def tally_data(t: Tally) -> dict[str, object]:
         "yes": list(t.yes), "no": list(t.no), "abstain": list(t.abstain),
         "missing": list(t.missing), "eligible": len(t.eligible),
     }
+
+
+def reason_counts(votes: TableVotes, vote: VoteRecord, t: Tally) -> dict[str, int]:
+    """How many counted no/abstain ballots gave each reason category."""
+    latest = {b.user_id: b for b in votes.repos.votes.ballots(vote.id)}
+    counts: dict[str, int] = {}
+    for user in (*t.no, *t.abstain):
+        reason = latest[user].reason if user in latest else ""
+        if reason:
+            counts[reason] = counts.get(reason, 0) + 1
+    return {r: counts[r] for r in REASONS if r in counts}
 
 
 def find_vote(votes: TableVotes, raw: str | None) -> VoteRecord:
@@ -68,7 +115,9 @@ def find_vote(votes: TableVotes, raw: str | None) -> VoteRecord:
 def close_vote(votes: TableVotes, vote: VoteRecord, *, actor: str, reason: str) -> list[Output]:
     """Close a vote now: adopted only with every eligible member's yes; apply the effect."""
     t = current_tally(votes, vote)
-    result = outcome(t)
+    short = quorum_gap(votes, t.eligible) != (0, 0)
+    result = State.NOT_ADOPTED if short else outcome(t)
+    recused = len(votes.repos.votes.recused(vote.meeting_id, vote.code))
     votes.repos.votes.update(vote.id, state=result.value, closed_by=actor, closed_at=votes.now,
                              close_reason=reason, participants=len(t.eligible))
     votes.repos.audit.record(
@@ -76,7 +125,8 @@ def close_vote(votes: TableVotes, vote: VoteRecord, *, actor: str, reason: str) 
         code=vote.code, decision_ref=f"vote:{vote.id}", meeting_id=vote.meeting_id,
     )
     data = {"id": vote.id, "kind": vote.kind, "code": vote.code, "state": result.value,
-            "reason": reason, **tally_data(t)}
+            "reason": reason, "short": short, "recused": recused,
+            "reasons": reason_counts(votes, vote, t), **tally_data(t)}
     outputs: list[Output] = [
         Reply("vote_closed", data, in_reply=reason == "chair"),
         PollEnd(vote.id, "msg:vote.poll_ended", {"state": result.value, "code": vote.code}),
@@ -92,7 +142,8 @@ def close_vote(votes: TableVotes, vote: VoteRecord, *, actor: str, reason: str) 
         )
     else:
         outputs.extend(delivery(votes.repos, votes.cell, vote.code, votes.now,
-                                participants=len(t.eligible), decided=votes.now))
+                                participants=len(t.eligible), decided=votes.now,
+                                recused=recused))
     return outputs
 
 
@@ -103,6 +154,19 @@ def expire(votes: TableVotes) -> list[Output]:
         if vote.deadline is not None and vote.deadline <= votes.now:
             outputs.extend(close_vote(votes, vote, actor="livcr-bot", reason="deadline"))
     return outputs
+
+
+def remind_non_voters(votes: TableVotes, vote_id: int) -> list[Output]:
+    """Once, after ``vote_reminder``: mention the eligible members who have not voted."""
+    vote = votes.repos.votes.get(vote_id)
+    if vote is None or vote.state != State.OPEN.value:
+        return []
+    missing = current_tally(votes, vote).missing
+    if not missing:
+        return []
+    return [Reply("msg:vote.reminder", {"id": vote.id, "code": vote.code,
+                                        "missing": list(missing)},
+                  notify=True, mentions=missing, in_reply=False)]
 
 
 def close_meeting_votes(votes: TableVotes, meeting_id: int, actor: str) -> list[Output]:
@@ -129,8 +193,10 @@ def cancel_vote(votes: TableVotes, vote: VoteRecord, *, actor: str, reason: str)
 
 
 def cast(votes: TableVotes, vote: VoteRecord, user_id: str, choice: Choice,
-         via: str) -> tuple[Tally | None, list[Output]]:
-    """Record a ballot; a unanimous yes closes the vote at once.
+         via: str, reason: str = "") -> tuple[Tally | None, list[Output]]:
+    """Record a ballot; a unanimous yes (of a quorate table) closes the vote at once.
+
+    Only from a member on the table's roster, present, trusted and not recused.
 
     Returns ``(None, outputs)`` when the vote's deadline had passed: it is closed now and the
     ballot is not counted.
@@ -142,15 +208,22 @@ def cast(votes: TableVotes, vote: VoteRecord, user_id: str, choice: Choice,
         raise Refusal("vote.meeting_over", id=vote.id)
     if vote.deadline is not None and vote.deadline <= votes.now:
         return None, close_vote(votes, vote, actor="livcr-bot", reason="deadline")
+    if user_id not in {m.user_id for m in table_members(votes.cell, votes.repos, votes.table)}:
+        raise Refusal("vote.not_member", id=vote.id)
     if user_id not in votes.repos.meetings.attendees(vote.meeting_id):
         raise Refusal("vote.not_present", id=vote.id)
-    votes.repos.votes.cast(vote.id, user_id, choice.value, via, votes.now)
+    if user_id in votes.repos.votes.recused(vote.meeting_id, vote.code):
+        raise Refusal("vote.recused", id=vote.id, code=vote.code)
+    if not votes.trusted(user_id):
+        raise Refusal("vote.untrusted", id=vote.id)
+    votes.repos.votes.cast(vote.id, user_id, choice.value, via, votes.now,
+                           reason if choice is not Choice.YES else "")
     votes.repos.audit.record(
         cell=votes.cell.id, actor=user_id, action=f"ballot_{choice.value}", at=votes.now,
         code=vote.code, decision_ref=f"vote:{vote.id}", meeting_id=vote.meeting_id,
     )
     t = current_tally(votes, vote)
-    if t.unanimous:
+    if t.unanimous and quorum_gap(votes, t.eligible) == (0, 0):
         return t, close_vote(votes, vote, actor="livcr-bot", reason="unanimous")
     return t, []
 
@@ -161,7 +234,7 @@ def poll_ballot(votes: TableVotes, poll_event_id: str, user_id: str, answer: str
     choice = Choice(answer) if answer in {c.value for c in Choice} else None
     if vote is None or choice is None or vote.state != State.OPEN.value:
         return []
-    if user_id not in votes.repos.meetings.attendees(vote.meeting_id):
+    if user_id not in participants(votes, vote.meeting_id, vote.code):
         return []
     meeting = votes.repos.meetings.in_progress(votes.cell.id, votes.table.value)
     if meeting is None or meeting.id != vote.meeting_id:

@@ -18,6 +18,11 @@ class Choice(enum.StrEnum):
     ABSTAIN = "abstain"
 
 
+#: ``reason=`` of a ``no`` or ``abstain``: a fixed list, never free text (spec §9).
+REASONS = ("more-information", "not-for-this-table", "disagree-measures", "secrecy-concern",
+           "other")
+
+
 class Kind(enum.StrEnum):
     """What a vote decides."""
 

@@ -7,8 +7,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from commands.dossiers.case import parse_code
 from commands.dossiers.workflow import get_dossier
@@ -34,16 +35,45 @@ from commands.votes.closing import (
     close_vote,
     current_tally,
     find_vote,
+    participants,
+    quorum_gap,
     tally_data,
 )
-from commands.votes.consensus import Choice, Kind, State
+from commands.votes.consensus import REASONS, Choice, Kind, State
 
 router = Router("vote")
 OPERATIONAL = frozenset({Table.OPERATIONAL})
 
 
 def _table_votes(ctx: CommandContext) -> TableVotes:
-    return TableVotes(ctx.cell, ctx.table, ctx.repos, ctx.scheduler, ctx.now)
+    return TableVotes(ctx.cell, ctx.table, ctx.repos, ctx.scheduler, ctx.now, ctx.trusted)
+
+
+_CLOCK = re.compile(r"(\d{1,2}):(\d{2})")
+
+
+def parse_deadline(raw: str, ctx: CommandContext) -> datetime:
+    """``deadline=``: a period (``30m``), a time today (``14:30``) or a local date and time
+    (``2026-11-24T14:30``) in the cell's zone; between 1 minute and 12 hours ahead."""
+    text = raw.strip()
+    local_now = ctx.now.astimezone(ctx.cell.tz)
+    try:
+        match = _CLOCK.fullmatch(text)
+        if match:
+            at = local_now.replace(hour=int(match.group(1)), minute=int(match.group(2)),
+                                   second=0, microsecond=0)
+        elif "T" in text:
+            at = datetime.fromisoformat(text)
+            if at.tzinfo is not None:
+                raise ValueError("local time only")
+            at = at.replace(tzinfo=ctx.cell.tz)
+        else:
+            at = ctx.now + parse_duration(text)
+    except ValueError as exc:
+        raise UsageError("vote.bad_deadline") from exc
+    if not timedelta(minutes=1) <= at - ctx.now <= timedelta(hours=12):
+        raise UsageError("vote.bad_deadline")
+    return at
 
 
 @router.command("vote", sub="open", who=Who.CHAIR, tables=OPERATIONAL, min_positional=2,
@@ -54,21 +84,21 @@ def vote_open(ctx: CommandContext, args: Args) -> Sequence[Output]:
     except ValueError as exc:
         raise UsageError("vote.bad_kind") from exc
     code = parse_code(args.positional[1])
-    deadline = None
-    if args.get("deadline") is not None:
-        try:
-            span = parse_duration(args.get("deadline") or "")
-        except ValueError as exc:
-            raise UsageError("vote.bad_deadline") from exc
-        if not timedelta(minutes=1) <= span <= timedelta(hours=12):
-            raise UsageError("vote.bad_deadline")
-        deadline = ctx.now + span
+    raw_deadline = args.get("deadline")
+    deadline = parse_deadline(raw_deadline, ctx) if raw_deadline is not None else None
     meeting = ctx.repos.meetings.in_progress(ctx.cell.id, ctx.table.value)
     if meeting is None:
         raise Refusal("vote.no_meeting")
-    present = ctx.repos.meetings.attendees(meeting.id)
-    if not present:
+    if not ctx.repos.meetings.attendees(meeting.id):
         raise Refusal("vote.no_attendance")
+    votes = _table_votes(ctx)
+    present = participants(votes, meeting.id, code)
+    members, organisations = quorum_gap(votes, present)
+    if members or organisations:
+        settings = ctx.cell.tables[ctx.table]
+        raise Refusal("vote.no_quorum", members=members, organisations=organisations,
+                      quorum=settings.quorum,
+                      quorum_organisations=settings.quorum_organisations)
     record = get_dossier(ctx.repos, ctx.cell, code)
     status = Status(record.status)
     fiche_version = 0
@@ -95,16 +125,32 @@ def vote_open(ctx: CommandContext, args: Args) -> Sequence[Output]:
         cell=ctx.cell.id, actor=ctx.member.user_id, action=f"vote_open_{kind.value}",
         at=ctx.now, code=code, decision_ref=f"vote:{vote.id}", meeting_id=meeting.id,
     )
+    ctx.scheduler.table_changed(ctx.cell.id, ctx.table)  # its deadline and reminder jobs
     data = {"id": vote.id, "kind": kind.value, "code": code, "eligible": len(present),
             "deadline": deadline.astimezone(ctx.cell.tz).strftime("%H:%M") if deadline else ""}
     return [Reply("vote_opened", data), PollStart(vote.id, "vote_question", data)]
 
 
+def _reason(ctx: CommandContext, args: Args, choice: Choice) -> str:
+    """``reason=`` of a no or abstain: one category of the fixed list (localised words
+    accepted), never free text."""
+    raw = args.get("reason")
+    if raw is None:
+        return ""
+    if choice is Choice.YES:
+        raise UsageError("vote.reason_only_against")
+    reason = ctx.english(raw)
+    if reason not in REASONS:
+        raise UsageError("vote.bad_reason")
+    return reason
+
+
 def _ballot(choice: Choice) -> Handler:
     def handler(ctx: CommandContext, args: Args) -> Sequence[Output]:
+        reason = _reason(ctx, args, choice)
         votes = _table_votes(ctx)
         vote = find_vote(votes, args.positional[0] if args.positional else None)
-        t, outputs = cast(votes, vote, ctx.member.user_id, choice, "command")
+        t, outputs = cast(votes, vote, ctx.member.user_id, choice, "command", reason)
         if t is None:
             return [Reply("msg:vote.deadline_passed", {"id": vote.id}), *outputs]
         data = {"id": vote.id, "code": vote.code, "choice": choice.value, **tally_data(t)}
@@ -116,7 +162,7 @@ def _ballot(choice: Choice) -> Handler:
 for _choice in Choice:
     router.commands.append(
         Command(name="vote", sub=_choice.value, handler=_ballot(_choice), tables=OPERATIONAL,
-                max_positional=1, help="vote")
+                max_positional=1, help="vote", keys=frozenset({"reason"}))
     )
 
 
@@ -153,3 +199,20 @@ def vote_cancel(ctx: CommandContext, args: Args) -> Sequence[Output]:
     if vote.state != State.OPEN.value:
         raise Refusal("vote.not_open", id=vote.id, state=vote.state)
     return cancel_vote(votes, vote, actor=ctx.member.user_id, reason="chair")
+
+
+@router.command("recuse", tables=OPERATIONAL, min_positional=1, max_positional=1, help="vote")
+def recuse(ctx: CommandContext, args: Args) -> Sequence[Output]:
+    """A present member takes no part in one case's votes in this meeting (spec §9)."""
+    code = parse_code(args.positional[0])
+    meeting = ctx.repos.meetings.in_progress(ctx.cell.id, ctx.table.value)
+    if meeting is None:
+        raise Refusal("vote.no_meeting")
+    if ctx.member.user_id not in ctx.repos.meetings.attendees(meeting.id):
+        raise Refusal("vote.recuse_not_present")
+    get_dossier(ctx.repos, ctx.cell, code)
+    if not ctx.repos.votes.recuse(meeting.id, code, ctx.member.user_id, ctx.now):
+        return [Reply("msg:vote.already_recused", {"code": code})]
+    ctx.repos.audit.record(cell=ctx.cell.id, actor=ctx.member.user_id, action="recusal",
+                           at=ctx.now, code=code, meeting_id=meeting.id)
+    return [Reply("msg:vote.recusal_recorded", {"code": code})]
