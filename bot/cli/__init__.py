@@ -160,11 +160,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         command = sub.add_parser(name, help=about)
         command.add_argument("-c", "--config", type=Path, default=Path("config.toml"))
-    trust = sub.add_parser(
+    trusting = sub.add_parser(
         "trust", help="accept the changed identity of a blocked member (the running bot "
         "picks it up at its next sync)")
-    trust.add_argument("-c", "--config", type=Path, default=Path("config.toml"))
-    trust.add_argument("user_id", help="the blocked member, @user:server")
+    trusting.add_argument("-c", "--config", type=Path, default=Path("config.toml"))
+    trusting.add_argument("user_id", help="the blocked member, @user:server")
     transfer = sub.add_parser(
         "migrate-db", help="copy the database into an empty one (e.g. SQLite to PostgreSQL)"
     )
