@@ -226,7 +226,7 @@ class MatrixBot:
         # are queried at once (one query for nio and the trust cache together).
         changes = response.device_list
         await self.keys.exchange([*changes.changed, *changes.left])
-        worked = False
+        worked, self.keys.announced = self.keys.announced, False
         for room_id in response.rooms.invite:
             if room_id in self.core.rooms:
                 await self.client.join(room_id)

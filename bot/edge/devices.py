@@ -54,6 +54,8 @@ class KeySharing:
     _rosters: dict[str, set[str]] = field(default_factory=dict)
     #: Key queries made (one per sync at most; tests and the bench read it).
     queries: int = 0
+    #: A block was announced to the chairs since the sync loop last looked.
+    announced: bool = False
 
     def __post_init__(self) -> None:
         self.trust = TrustCache(bot_user_id=self.client.user_id)
@@ -137,7 +139,8 @@ class KeySharing:
             return
         if blocks:
             self.forget_rosters()
-        await asyncio.to_thread(self.core.identities_seen, pins, blocks)
+        if await asyncio.to_thread(self.core.identities_seen, pins, blocks):
+            self.announced = True  # the chairs' notices wait in the outbox: flush it
 
     # ---- outbound -------------------------------------------------------------------------
     async def roster_of(self, room_id: str) -> set[str]:
