@@ -187,6 +187,20 @@ class Core:
                                      in_reply=False))
         return outputs
 
+    def not_delivered(self, origin_room: str, user_id: str, key: str) -> None:
+        """A direct message (a fiche) the edge did not send: its recipient has no trusted
+        device. The table is told, so the delivery report stays honest."""
+        ref = self.rooms.get(origin_room)
+        if ref is None:
+            return
+        cell = self.config.cell(ref.cell)
+        with self.db.unit_of_work() as repos:
+            chairs = chairs_among(table_members(cell, repos, ref.table), ref.table)
+            reply = Reply("msg:fiche.not_delivered", {"user_id": user_id}, notify=True,
+                          mentions=chairs, in_reply=False)
+            self._enqueue(repos, cell.language, f"undelivered:{key}", [reply], None,
+                          origin_room, self.clock())
+
     # ---- identities (spec §11) ------------------------------------------------------
     def everyone_on_a_roster(self) -> set[str]:
         """Every user on the roster of any table of any cell (the trust cache follows them)."""

@@ -162,6 +162,14 @@ class OutboxSender:
                 room_id, data["event_id"], reason=data.get("reason"), tx_id=item.txn_id
             )
             return True  # no power to redact is not an error worth retrying
+        if data.get("direct_to") and not self.keys.has_trusted_device(data["direct_to"]):
+            # Fiches go only to officers with a trusted device (spec §11); the table is told.
+            log.warning("a direct message was not sent: its recipient has no trusted device")
+            self.dropped["untrusted_recipient"] = self.dropped.get("untrusted_recipient", 0) + 1
+            await asyncio.to_thread(self.core.not_delivered, room_id, data["direct_to"],
+                                    item.txn_id)
+            self._flush_wanted = True  # the table's notice goes out in the same round
+            return True
         if data.get("direct_to"):
             direct = await self._direct_room(room_id, data["direct_to"])
             if direct is None:
@@ -176,10 +184,6 @@ class OutboxSender:
             # announcement, code or file in clear.
             log.warning("dropped a %s for an unencrypted room", item.event_type)
             self.dropped[item.event_type] = self.dropped.get(item.event_type, 0) + 1
-            return True
-        if data.get("direct_to") and not self.keys.has_trusted_device(data["direct_to"]):
-            log.warning("a direct message was not sent: its recipient has no trusted device")
-            self.dropped["untrusted_recipient"] = self.dropped.get("untrusted_recipient", 0) + 1
             return True
         await self.keys.share_keys(room_id)
         content = dict(data["content"])
