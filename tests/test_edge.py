@@ -289,3 +289,47 @@ async def test_a_command_in_an_unencrypted_room_is_refused_not_run(edge: MatrixB
     assert refusal.source_event_id == "$plain1"
     with edge.core.db.reading() as repos:  # type: ignore[attr-defined]
         assert not repos.acks.has_acked(CELL, "operational", CHAIR)
+
+
+# ---- the outbound allow-list (spec §11): keys only for trusted devices of the roster -----
+async def test_room_keys_are_shared_only_with_trusted_devices_of_the_roster(
+        edge: MatrixBot) -> None:
+    data = recorded("sync_encrypted_command.json")
+    data["rooms"]["join"][OP]["timeline"]["events"] = []
+    response = SyncResponse.from_dict(data)
+    assert isinstance(response, SyncResponse)
+    await edge.client.receive_response(response)
+    room = edge.client.rooms[OP]
+    room.members_synced = True
+    chair = Member(CHAIR)
+    laptop = Member(CHAIR, device_id="NEWLAPTOP", cross_signed=False)
+    laptop.identity = chair.identity
+    laptop.devices = {"NEWLAPTOP": device_entry(CHAIR, "NEWLAPTOP", laptop.device,
+                                                laptop.curve25519, None)}
+    chair.devices.update(laptop.devices)
+    chair.known_to(edge)
+    bot_other = Member(edge.client.user_id, device_id="BOTSECOND")
+    for device in (_olm_device(chair), _olm_device(laptop), _olm_device(bot_other)):
+        edge.client.device_store.add(device)
+    claimed: list[Any] = []
+    edge.client.keys_claim = AsyncMock(side_effect=claimed.append)  # type: ignore[method-assign]
+    allow = await edge.keys.share_keys(OP)
+    assert allow is not None
+    assert allow.pairs() == {(CHAIR, "CHAIRPHONE")}
+    assert claimed == [{CHAIR: ["CHAIRPHONE"]}]  # an Olm session only for the trusted one
+    store = edge.client.device_store
+    assert store[CHAIR]["CHAIRPHONE"].verified
+    assert store[CHAIR]["NEWLAPTOP"].blacklisted
+    assert store[edge.client.user_id]["BOTSECOND"].blacklisted
+    session = edge.client.olm.outbound_group_sessions[OP]  # type: ignore[union-attr]
+    assert session.users_shared_with <= allow.pairs()
+
+
+async def test_a_member_blocked_after_a_share_forces_a_new_room_key(edge: MatrixBot) -> None:
+    chair = Member(CHAIR)
+    chair.known_to(edge)
+    allow = edge.keys.trust.allow_list([CHAIR])
+    assert not allow.needs_rotation({(CHAIR, "CHAIRPHONE")})
+    edge.keys.trust.trust(CHAIR, public_b64(CrossSigningKeys.generate(CHAIR).master))
+    assert edge.keys.trust.blocked(CHAIR)
+    assert edge.keys.trust.allow_list([CHAIR]).needs_rotation({(CHAIR, "CHAIRPHONE")})
