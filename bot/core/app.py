@@ -212,19 +212,20 @@ class Core:
 
     def identity_pins(self, user_ids: set[str]) -> dict[str, str]:
         """The pinned master key of each user that has one. A ``master_key`` in a roster
-        entry is pinned (``roster``) when nothing is stored yet; a stored pin wins."""
-        with self.db.unit_of_work() as repos:
+        entry is pinned (``roster``) when nothing is stored yet; a stored pin wins. Read at
+        every sync: a write transaction only when a roster key is to be pinned."""
+        with self.db.reading() as repos:
             pins = repos.identities.pins(user_ids)
-            now = self.clock()
-            for cell in self.config.cells:
-                for member in cell.members:
-                    if member.master_key and member.user_id in user_ids and (
-                            member.user_id not in pins):
-                        record = repos.identities.pin(member.user_id, member.master_key,
-                                                      "roster", now)
-                        if record.master_key:
-                            pins[member.user_id] = record.master_key
-            return pins
+        wanted = {m.user_id: m.master_key for cell in self.config.cells for m in cell.members
+                  if m.master_key and m.user_id in user_ids and m.user_id not in pins}
+        if wanted:
+            with self.db.unit_of_work() as repos:
+                now = self.clock()
+                for user_id, key in wanted.items():
+                    record = repos.identities.pin(user_id, key, "roster", now)
+                    if record.master_key:
+                        pins[user_id] = record.master_key
+        return pins
 
     def identities_seen(self, pins: Sequence[tuple[str, str]],
                         blocks: Sequence[tuple[str, str]]) -> int:
