@@ -32,7 +32,6 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -114,11 +113,9 @@ def node() -> str:
 
 
 async def _run_client(
-    world: World, node: str, commands: list[str], log: Path,
-    on_waiting: Callable[[], Awaitable[None]] | None = None,
+    world: World, node: str, commands: list[str], log: Path
 ) -> list[dict[str, Any]]:
     room = world.rooms["operational"]
-    go = log.with_suffix(".go")
     env = {
         **os.environ,
         "INTEROP_HOMESERVER": world.hs.url,
@@ -127,7 +124,6 @@ async def _run_client(
         "INTEROP_ROOM": room,
         "INTEROP_BOT": world.bot_user,
         "INTEROP_CONTROL": world.uid("ocmw"),  # a device its owner never cross-signed
-        **({"INTEROP_GO_FILE": str(go)} if on_waiting is not None else {}),
         "INTEROP_TIMEOUT_MS": str(STEP_TIMEOUT_MS),
         "INTEROP_LOG_LEVEL": os.environ.get("INTEROP_LOG_LEVEL", "info"),
     }
@@ -152,9 +148,6 @@ async def _run_client(
                     lines.append(message)
                     if message["stage"] == "control-wanted":
                         await world.members["ocmw"].send(room, "control: from an unsigned device")
-                    if message["stage"] == "waiting" and on_waiting is not None:
-                        await on_waiting()
-                        go.write_text("go")
                 await proc.wait()
         except TimeoutError:
             pytest.fail(
@@ -179,10 +172,9 @@ def _logs(world: World, log: Path) -> str:
     return f"--- Node client (stderr) ---\n{_tail(log)}\n--- bot ---\n{_tail(bot_log, 4000)}"
 
 
-def _check(lines: list[dict[str, Any]], bot_device: str, waited: bool = False) -> None:
+def _check(lines: list[dict[str, Any]], bot_device: str) -> None:
     assert [line["stage"] for line in lines] == [
         "ready",
-        *(["waiting"] if waited else []),
         "reply",
         "reply",
         "control-wanted",
@@ -239,32 +231,3 @@ async def test_element_excluding_insecure_devices_decrypts_the_bots_replies_with
     finally:
         await world.close()
 
-
-async def test_element_resetting_its_identity_is_blocked_until_the_chair_trusts_it(
-    synapse: Homeserver, tmp_path: Path, node: str
-) -> None:
-    """clb's Python client published an identity first; the matrix-js-sdk client, with no
-    access to its private keys, resets it (as Element does): the bot blocks clb and tells the
-    chair the new key; after ``!members trust`` the Element client is answered again."""
-    world = await make_world(synapse, tmp_path, not_cross_signed=("ocmw",))
-    try:
-        clb, chair = world.uid("clb"), world.members["chair"]
-
-        async def trusted_again() -> None:
-            told = await chair.wait_for(
-                lambda s: s.sender == world.bot_user and clb in s.body and "trust" in s.body,
-                timeout=60)
-            assert "has changed" in told.body
-            answer = await world.ask("chair", "operational", f"!members trust {clb}")
-            assert "trusted again" in answer.body
-            await asyncio.sleep(3)  # the bot applies the pin at its next sync
-
-        log = tmp_path / "element_client.log"
-        lines = await _run_client(world, node, ["!ack", "!help"], log, trusted_again)
-        session = json.loads((world.base / "data" / "session.json").read_text())
-        try:
-            _check(lines, session["device_id"], waited=True)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{_logs(world, log)}") from None
-    finally:
-        await world.close()

@@ -19,7 +19,7 @@
 //   {"stage":"control", ...}
 //   {"stage":"error", ...}      then exit status 1 (2 on a timeout)
 
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 
 // matrix-js-sdk 43 targets Node 22; Node 20 lacks Promise.withResolvers (ES2024). The polyfill
 // must exist before the SDK's modules are evaluated, hence the dynamic imports below.
@@ -77,8 +77,6 @@ const password = need("INTEROP_PASSWORD");
 const roomId = need("INTEROP_ROOM");
 const botId = need("INTEROP_BOT");
 const controlId = env.INTEROP_CONTROL || "";
-// When set: after "ready", wait until this file exists (the test re-trusts us meanwhile).
-const goFile = env.INTEROP_GO_FILE || "";
 const stepTimeout = Number(env.INTEROP_TIMEOUT_MS || 90000);
 const commands = process.argv.slice(2);
 logger.setLevel(env.INTEROP_LOG_LEVEL || "info");
@@ -196,16 +194,6 @@ async function main() {
             "rust-crypto": crypto.getVersion(),
         },
     });
-
-    if (goFile) {
-        emit({ stage: "waiting" });
-        await within(
-            (async () => {
-                while (!existsSync(goFile)) await new Promise((r) => setTimeout(r, 200));
-            })(),
-            "the go file",
-        );
-    }
 
     // ---- send each command; the bot's reply must decrypt, with no warning on it -----------
     for (const command of commands) {
