@@ -248,6 +248,9 @@ class OutboxSender:
             },
             "m.mentions": {},
         }
+        # The upload awaited: share again (the allow-list may have changed meanwhile), with
+        # no await between this and the send.
+        await self.keys.share_keys(room_id)
         await self.client.room_send(
             room_id, "m.room.message", content, tx_id=txn, ignore_unverified_devices=False
         )
