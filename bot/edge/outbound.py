@@ -212,6 +212,7 @@ class OutboxSender:
                 return True  # the poll never went out: nothing to end
             content["m.relates_to"] = {"rel_type": "m.reference", "event_id": poll}
             content[POLL_END] = {}
+            await self.keys.share_keys(room_id)  # the lookup awaited: share again, then send
             response = await self.client.room_send(
                 room_id, POLL_END, content, tx_id=item.txn_id, ignore_unverified_devices=False
             )
