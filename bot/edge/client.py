@@ -51,8 +51,8 @@ log = logging.getLogger(__name__)
 
 #: Long timelines per sync; a gap beyond this is back-filled through /messages. Members are
 #: lazy-loaded (only the senders of the timeline's events): the full member list of a room is
-#: fetched before the bot first encrypts for it (``KeySharing.share_keys``), so a bot in 1,200 rooms
-#: does not receive and track about 10,000 memberships at every start. Presence, receipts,
+#: fetched before the bot first encrypts for it (``KeySharing.share_keys``), so a bot in 1,200
+#: rooms does not receive and track about 10,000 memberships at every start. Presence, receipts,
 #: typing and account data are of no use to the bot and would only wake its long poll.
 SYNC_FILTER: dict[str, Any] = {
     "room": {
