@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from unittest.mock import AsyncMock
@@ -333,3 +334,27 @@ async def test_a_member_blocked_after_a_share_forces_a_new_room_key(edge: Matrix
     edge.keys.trust.trust(CHAIR, public_b64(CrossSigningKeys.generate(CHAIR).master))
     assert edge.keys.trust.blocked(CHAIR)
     assert edge.keys.trust.allow_list([CHAIR]).needs_rotation({(CHAIR, "CHAIRPHONE")})
+
+
+async def test_an_unencrypted_room_gets_only_the_refusal(edge: MatrixBot) -> None:
+    await feed(edge, recorded("sync_unencrypted_room.json"))
+    [refusal] = outbox(edge)
+    assert refusal.content.get("refusal") is True
+    sent: list[Any] = []
+
+    async def room_send(room_id: str, event_type: str, content: Any, **kw: Any) -> Any:
+        sent.append(content)
+        return object()
+
+    edge.client.room_send = room_send  # type: ignore[method-assign, assignment]
+    edge.keys.share_keys = AsyncMock()  # type: ignore[method-assign]
+    reminder = replace(refusal, content={k: v for k, v in refusal.content.items()
+                                         if k != "refusal"})
+    poll = replace(refusal, event_type="poll_start", content={"content": {}})
+    file = replace(reminder, content={**reminder.content, "attachment": {"data": ""}})
+    for item in (reminder, poll, file):
+        assert await edge.outbox._send(item) is True  # dropped, never retried
+    assert sent == []
+    assert edge.outbox.dropped == {"message": 2, "poll_start": 1}
+    await edge.outbox._send(refusal)
+    assert len(sent) == 1
