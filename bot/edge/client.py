@@ -277,6 +277,8 @@ class MatrixBot:
         if isinstance(inbound, Incoming | PollAnswer):
             inbound = self._trusted(room_id, event, inbound)
         await asyncio.to_thread(self.core.decide, inbound)
+        if isinstance(inbound, Incoming):
+            self.keys.rosters_changed = True  # `members add/remove` changes who is tracked
         if not isinstance(inbound, OutsiderJoined | UnencryptedCommand | IgnoredInput):
             self.outbox.flush_soon()
 

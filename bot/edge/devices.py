@@ -56,6 +56,9 @@ class KeySharing:
     queries: int = 0
     #: A block was announced to the chairs since the sync loop last looked.
     announced: bool = False
+    #: A command was decided: the rosters may have changed (read again at the next sync).
+    rosters_changed: bool = False
+    _everyone: set[str] | None = None
 
     def __post_init__(self) -> None:
         self.trust = TrustCache(bot_user_id=self.client.user_id)
@@ -68,6 +71,7 @@ class KeySharing:
     async def start(self) -> None:
         """Follow every roster user with their pin; clean up device flags of older stores."""
         self.trust = TrustCache(bot_user_id=self.client.user_id)
+        self._everyone = None
         await self.follow_rosters()
         for user_id, devices in self.client.device_store.items():
             for device in devices.values():
@@ -78,12 +82,17 @@ class KeySharing:
                     self.client.blacklist_device(device)
 
     async def follow_rosters(self) -> None:
-        """Track every roster user (untrack those on none) with the pin stored now: a roster
+        """Track every roster user (untrack those on none) with the pin stored now (one query
+        per sync; the rosters themselves only after a command): a roster
         change, a chair's ``members trust`` or an operator's ``livcr trust`` (another
         process) is picked up here, at the next sync, and judged again at once."""
-        users = await asyncio.to_thread(self.core.everyone_on_a_roster)
-        users.discard(self.client.user_id)
-        pins = await asyncio.to_thread(self.core.identity_pins, users)
+        if self.rosters_changed or self._everyone is None:
+            # Rosters change only by a command: read them again after one (all cells).
+            self.rosters_changed = False
+            self._everyone = await asyncio.to_thread(self.core.everyone_on_a_roster)
+            self._everyone.discard(self.client.user_id)
+        users = set(self._everyone)
+        pins = await asyncio.to_thread(self.core.identity_pins, users)  # one query
         gone = self.trust.tracked() - users
         if gone:
             self.trust.untrack(gone)
