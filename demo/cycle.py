@@ -86,6 +86,15 @@ async def _play(step: Step, clients: dict[str, MemberClient], rooms: dict[str, s
     if isinstance(step.expect, Contains):
         step.expect = step.expect.filled(found)
     room = rooms[step.table]
+    if step.reset_identity:
+        chair = clients["an.peeters"]
+        await client.reset_identity()
+        with contextlib.suppress(TimeoutError):  # the bot blocks at its next sync
+            notice = await chair.wait_for(
+                lambda s: s.sender == bot and client.user_id in s.body
+                and "trust" in s.body, timeout=30)
+            print("The chair was told at once:")
+            print(_short(notice.body))
     mark = len(client.seen)
     event_id = await client.send(room, step.say)
 

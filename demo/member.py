@@ -25,6 +25,7 @@ from nio import (
 )
 from nio.crypto.attachments import decrypt_attachment
 
+from bot.edge.cross_signing import ensure_cross_signing, reset_cross_signing
 from bot.edge.devices import exchange_keys
 
 
@@ -107,12 +108,24 @@ class MemberClient:
         )
         self._changed.set()
 
-    async def login(self) -> None:
-        response = await self.client.login(self.password, device_name="member")
+    async def login(self, *, cross_sign: bool = True, device_name: str = "member") -> None:
+        """Log in a new device. Like Element at first login, the member's client publishes a
+        cross-signing identity (master, self-signing, user-signing key; the password answers
+        the homeserver's user-interactive auth) and signs its own device with it, through the
+        bot's own code (:mod:`bot.edge.cross_signing`). ``cross_sign=False`` is a second
+        login the member never verified: a device the bot must not trust."""
+        response = await self.client.login(self.password, device_name=device_name)
         if not isinstance(response, LoginResponse):
             raise RuntimeError(f"login failed for {self.user_id}: {response}")
         if self.client.should_upload_keys:
             await self.client.keys_upload()
+        if cross_sign:
+            await ensure_cross_signing(self.client, self.store_dir, self.password)
+
+    async def reset_identity(self) -> str:
+        """Replace the member's cross-signing identity (a new master key) and sign this
+        device with it, as Element's "reset cryptographic identity"; returns the new key."""
+        return await reset_cross_signing(self.client, self.store_dir, self.password)
 
     async def start(self) -> None:
         await self.client.sync(timeout=0, full_state=True)

@@ -40,6 +40,7 @@ class Step:
     silent: bool = False  # expect no answer at all
     also: bool = False  # also collect what the bot posts besides the reply (announcements, files)
     capture: str | None = None  # remember the first case code of the answer under this name
+    reset_identity: bool = False  # the member first resets their cross-signing identity
     result: list[Seen] = field(default_factory=list)
     ok: bool = False
 
@@ -205,4 +206,13 @@ def scenario() -> list[Step]:
              contains("Besluitenlijst", "{code}: traject psychosocial", "Aanwezig (4)",
                       "Volgende vergadering"),
              "the decision list: by code only, with who took part and the next meeting"),
+        Step("sara.jacobs", "operational", "!members", nothing,
+             "Sara reset her cryptographic identity: the bot blocks her (no answer, no keys) "
+             "and at once tells the chair the new key's fingerprint", silent=True,
+             reset_identity=True),
+        Step("an.peeters", "operational", f"!members trust @sara.jacobs:{SERVER}",
+             contains("opnieuw vertrouwd"),
+             "the chair checked the key with Sara by phone and accepts the key she was shown"),
+        Step("sara.jacobs", "operational", "!members", contains("@sara.jacobs"),
+             "trusted again: Sara's commands count and she reads the answers"),
     ]

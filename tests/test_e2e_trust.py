@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
+from nio.api import Api
 
 from demo.homeserver import Homeserver
+from demo.member import MemberClient
 from tests.world import PASSWORD, make_world
 
 pytestmark = pytest.mark.e2e
@@ -119,5 +122,99 @@ async def test_undecryptable_command_is_held_then_the_sender_is_asked_to_resend_
         assert "`!members`" in again.body
         await asyncio.sleep(6)
         assert len([s for s in chair.seen if s.in_reply_to == secret]) == 1
+    finally:
+        await world.close()
+
+
+# ---- spec §11: only trusted devices of the roster, commands in and keys out ---------------
+async def _quiet(member: MemberClient, event_id: str, seconds: float = 8) -> bool:
+    """True when no answer to ``event_id`` arrives within ``seconds``."""
+    try:
+        await member.reply_to(event_id, timeout=seconds)
+    except TimeoutError:
+        return True
+    return False
+
+
+async def test_a_plaintext_command_with_a_members_own_token_is_not_obeyed(
+        synapse: Homeserver, tmp_path: Path) -> None:
+    world = await make_world(synapse, tmp_path)
+    try:
+        chair = world.members["chair"]
+        room = world.rooms["operational"]
+        await world.ask("chair", "operational", "!ack")
+        spy = synapse.user_id(f"{world.prefix}spy")
+        method, path, data = Api.room_send(
+            chair.client.access_token, room, "m.room.message",
+            {"msgtype": "m.text", "body": f"!members add {spy} information_officer Politie"},
+            str(uuid4()))
+        response = await chair.client.send(method, path, data)  # NOT encrypted
+        assert response.status == 200
+        plain_id = (await response.json())["event_id"]
+        assert await _quiet(chair, plain_id)
+        roster = await world.ask("chair", "operational", "!members")
+        assert roster.decrypted
+        assert spy not in roster.body
+    finally:
+        await world.close()
+
+
+async def test_an_unverified_second_login_gets_no_answer_and_no_keys(
+        synapse: Homeserver, tmp_path: Path) -> None:
+    world = await make_world(synapse, tmp_path)
+    second: MemberClient | None = None
+    try:
+        chair = world.members["chair"]
+        room = world.rooms["operational"]
+        await world.ask("chair", "operational", "!ack")
+        second = MemberClient(synapse.url, chair.user_id, PASSWORD,
+                              world.base / "members" / "chair-second")
+        await second.login(cross_sign=False, device_name="unverified")
+        await second.start()
+        await asyncio.sleep(2)  # the bot learns of the device through device_lists
+        asked = await second.send(room, "!members")
+        assert await _quiet(second, asked)
+        # The member's cross-signed device keeps working, and the second one cannot read
+        # what the bot sends after it appeared.
+        reply = await world.ask("chair", "operational", "!members")
+        assert reply.decrypted
+        await asyncio.sleep(3)
+        seen = [s for s in second.seen if s.event_id == reply.event_id]
+        assert seen
+        assert not any(s.decrypted for s in seen)
+        from_bot = [s for s in second.seen if s.sender == world.bot_user]
+        assert from_bot
+        assert not any(s.decrypted for s in from_bot)
+    finally:
+        if second is not None:
+            await second.stop()
+        await world.close()
+
+
+async def test_an_identity_reset_blocks_until_the_chair_trusts_the_shown_key(
+        synapse: Homeserver, tmp_path: Path) -> None:
+    world = await make_world(synapse, tmp_path)
+    try:
+        chair, ocmw = world.members["chair"], world.members["ocmw"]
+        await world.ask("chair", "operational", "!ack")
+        assert (await world.ask("ocmw", "operational", "!members")).decrypted
+        new_key = await ocmw.reset_identity()
+        shown = " ".join(new_key[i:i + 4] for i in range(0, len(new_key), 4))
+        told = await chair.wait_for(
+            lambda s: s.sender == world.bot_user and ocmw.user_id in s.body
+            and shown in s.body, timeout=30)
+        assert chair.user_id in (told.content.get("m.mentions") or {}).get("user_ids", [])
+        # Blocked: no answer, and no readable case data.
+        asked = await ocmw.send(world.rooms["operational"], "!members")
+        assert await _quiet(ocmw, asked)
+        listing = await world.ask("chair", "operational", "!case list")
+        await asyncio.sleep(3)
+        assert not any(s.decrypted for s in ocmw.seen if s.event_id == listing.event_id)
+        # The chair accepts the key that was shown; the member is trusted again.
+        trusted = await world.ask("chair", "operational", f"!members trust {ocmw.user_id}")
+        assert shown in trusted.body
+        await asyncio.sleep(2)
+        again = await world.ask("ocmw", "operational", "!members")
+        assert again.decrypted
     finally:
         await world.close()

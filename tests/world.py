@@ -92,6 +92,7 @@ class World:
         with_bot: bool = True,
         outsiders: tuple[str, ...] = (),
         unencrypted_strategic: bool = False,
+        not_cross_signed: tuple[str, ...] = (),
     ) -> World:
         self.base.mkdir(parents=True, exist_ok=True)
         if not self.database_url:
@@ -116,7 +117,7 @@ class World:
                 key, rest = line.split(": ", 1)
                 self.rooms[key.split("/")[1]] = rest.split()[0]
         for name, *_ in ROSTER:
-            await self.add_member(name)
+            await self.add_member(name, cross_sign=name not in not_cross_signed)
         for name in outsiders:
             await self.add_member(name, join=False)
         if unencrypted_strategic:
@@ -138,10 +139,13 @@ class World:
         self.rooms["strategic"] = room_id
         await self.members["mayor"].join(room_id)
 
-    async def add_member(self, name: str, join: bool = True) -> MemberClient:
+    async def add_member(self, name: str, join: bool = True,
+                         cross_sign: bool = True) -> MemberClient:
+        """A member's client; it cross-signs itself as Element does unless ``cross_sign`` is
+        False (then another client, e.g. the matrix-js-sdk one, creates the identity)."""
         user_id = await self.hs.register(f"{self.prefix}{name}", PASSWORD)
         client = MemberClient(self.hs.url, user_id, PASSWORD, self.base / "members" / name)
-        await client.login()
+        await client.login(cross_sign=cross_sign)
         await client.start()
         self.members[name] = client
         if join:

@@ -1,4 +1,4 @@
-"""``livcr``: run, demo, setup, check-config, status, purge, migrate-db (spec §3)."""
+"""``livcr``: run, demo, setup, check-config, status, purge, trust, migrate-db (spec §3)."""
 
 from __future__ import annotations
 
@@ -108,6 +108,19 @@ def purge(config: Config) -> int:
     return 0
 
 
+def trust(config: Config, user_id: str) -> int:
+    from bot.core.service import trust_now
+    from bot.edge.trust import fingerprint
+
+    key = trust_now(config, user_id)
+    if key is None:
+        print(f"{user_id} is not blocked: nothing to accept", file=sys.stderr)
+        return 1
+    print(f"{user_id} is trusted again with master key {fingerprint(key)}; the running bot "
+          "applies it at its next sync")
+    return 0
+
+
 def migrate_db(source: str, target: str) -> int:
     """Copy an installation's database into an empty one (e.g. SQLite to PostgreSQL)."""
     import sqlalchemy as sa
@@ -147,6 +160,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         command = sub.add_parser(name, help=about)
         command.add_argument("-c", "--config", type=Path, default=Path("config.toml"))
+    trusting = sub.add_parser(
+        "trust", help="accept the changed identity of a blocked member (the running bot "
+        "picks it up at its next sync)")
+    trusting.add_argument("-c", "--config", type=Path, default=Path("config.toml"))
+    trusting.add_argument("user_id", help="the blocked member, @user:server")
     transfer = sub.add_parser(
         "migrate-db", help="copy the database into an empty one (e.g. SQLite to PostgreSQL)"
     )
@@ -187,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status(config)
     if args.command == "purge":
         return purge(config)
+    if args.command == "trust":
+        return trust(config, args.user_id)
     return 2
 
 

@@ -20,19 +20,22 @@ from bot.core import render
 from bot.core.dispatcher import Dispatcher
 from bot.edge.content import outbox_items
 from bot.edge.inbound import (
+    IgnoredInput,
     Inbound,
     OutsiderJoined,
     PollAnswer,
     RoomRef,
     Undecryptable,
     UnencryptedCommand,
+    UntrustedInput,
 )
+from bot.edge.trust import fingerprint
 from bot.logsafe import where
 from commands.framework import ChangeRecorder, Incoming, Output, Reply, SchedulerPort
 from commands.meetings import cadence
 from commands.meetings.recompute import recompute_all, recompute_table
 from commands.meetings.reminders import JobPlan, job_plan
-from commands.members.roster import effective_member, table_members
+from commands.members.roster import effective_member, effective_roster, table_members
 from commands.model import Cell, Table, chairs_among, parse_duration
 from commands.votes.closing import TableVotes, poll_ballot
 from storage.db import Database
@@ -151,6 +154,10 @@ class Core:
             return [Reply("msg:error.undecryptable", {"sender": event.sender})], answering
         if isinstance(event, UnencryptedCommand):
             return [Reply("msg:error.unencrypted")], answering
+        if isinstance(event, IgnoredInput):
+            return [], None
+        if isinstance(event, UntrustedInput):
+            return self._untrusted(cell, ref, event, repos, now), None
         assert isinstance(event, OutsiderJoined)
         member = effective_member(cell, repos, event.user_id)
         if member is not None and ref.table in member.tables:
@@ -159,6 +166,99 @@ class Core:
         chairs = chairs_among(table_members(cell, repos, ref.table), ref.table)
         return [Reply("msg:members.outsider", {"user_id": event.user_id}, notify=True,
                       mentions=chairs, in_reply=False)], None
+
+    def _untrusted(self, cell: Cell, ref: RoomRef, event: UntrustedInput,
+                   repos: Repositories, now: datetime) -> list[Output]:
+        """Not acted on (spec §11). A roster member is told once per device, in this room
+        (only their trusted devices get its key), and the chair once; a blocked member and a
+        non-member are told nothing."""
+        members = table_members(cell, repos, ref.table)
+        if event.blocked or event.sender not in {m.user_id for m in members}:
+            return []
+        outputs: list[Output] = []
+        if event.device_id is not None and repos.identities.mark_device_told(
+                event.sender, event.device_id, now):
+            outputs.append(Reply("msg:trust.untrusted_device", {"sender": event.sender},
+                                 in_reply=False))
+            if repos.identities.mark_chair_notified(event.sender, now):
+                chairs = chairs_among(members, ref.table)
+                outputs.append(Reply("msg:trust.untrusted_device_chair",
+                                     {"user_id": event.sender}, notify=True, mentions=chairs,
+                                     in_reply=False))
+        return outputs
+
+    def not_delivered(self, origin_room: str, user_id: str, key: str) -> None:
+        """A direct message (a fiche) the edge did not send: its recipient has no trusted
+        device. The table is told, so the delivery report stays honest."""
+        ref = self.rooms.get(origin_room)
+        if ref is None:
+            return
+        cell = self.config.cell(ref.cell)
+        with self.db.unit_of_work() as repos:
+            chairs = chairs_among(table_members(cell, repos, ref.table), ref.table)
+            reply = Reply("msg:fiche.not_delivered", {"user_id": user_id}, notify=True,
+                          mentions=chairs, in_reply=False)
+            self._enqueue(repos, cell.language, f"undelivered:{key}", [reply], None,
+                          origin_room, self.clock())
+
+    # ---- identities (spec §11) ------------------------------------------------------
+    def everyone_on_a_roster(self) -> set[str]:
+        """Every user on the roster of any table of any cell (the trust cache follows them)."""
+        users: set[str] = set()
+        with self.db.reading() as repos:
+            for cell in self.config.cells:
+                users |= {m.user_id for m in effective_roster(cell, repos)}
+        return users
+
+    def identity_pins(self, user_ids: set[str]) -> dict[str, str]:
+        """The pinned master key of each user that has one. A ``master_key`` in a roster
+        entry is pinned (``roster``) when nothing is stored yet; a stored pin wins. Read at
+        every sync: a write transaction only when a roster key is to be pinned."""
+        with self.db.reading() as repos:
+            pins = repos.identities.pins(user_ids)
+        wanted = {m.user_id: m.master_key for cell in self.config.cells for m in cell.members
+                  if m.master_key and m.user_id in user_ids and m.user_id not in pins}
+        if wanted:
+            with self.db.unit_of_work() as repos:
+                now = self.clock()
+                for user_id, key in wanted.items():
+                    record = repos.identities.pin(user_id, key, "roster", now)
+                    if record.master_key:
+                        pins[user_id] = record.master_key
+        return pins
+
+    def identities_seen(self, pins: Sequence[tuple[str, str]],
+                        blocks: Sequence[tuple[str, str]]) -> int:
+        """Persist first-sight pins and blocks in one unit of work; for a block that is news,
+        mention the chairs of every table with that member at once, with the new key's
+        fingerprint. Returns how many messages were queued."""
+        queued = 0
+        with self.db.unit_of_work() as repos:
+            now = self.clock()
+            for user_id, key in pins:
+                repos.identities.pin(user_id, key, "tofu", now)
+            for user_id, key in blocks:
+                try:
+                    news = repos.identities.block(user_id, key, now)
+                except (KeyError, ValueError):
+                    continue
+                if not news or not repos.identities.mark_chair_notified(user_id, now):
+                    continue
+                log.warning("a roster member's cross-signing identity changed: blocked")
+                for cell in self.config.cells:
+                    for table in cell.tables:
+                        members = table_members(cell, repos, table)
+                        room = self.table_room(cell.id, table)
+                        if room is None or user_id not in {m.user_id for m in members}:
+                            continue
+                        reply = Reply("msg:trust.blocked",
+                                      {"user_id": user_id, "fingerprint": fingerprint(key)},
+                                      notify=True, mentions=chairs_among(members, table),
+                                      in_reply=False)
+                        queued += self._enqueue(repos, cell.language,
+                                                f"identity:{user_id}:{key}", [reply], None,
+                                                room, now)
+        return queued
 
     def _failed(self, ref: RoomRef, event: Incoming | PollAnswer) -> None:
         """After a failed decision: a command is answered with an error, a poll answer is only

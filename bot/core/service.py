@@ -122,3 +122,21 @@ def table_status(config: Config, clock: Clock = system_clock) -> list[str]:
             return lines
     finally:
         database.dispose()
+
+
+def trust_now(config: Config, user_id: str, db: Database | None = None,
+              clock: Clock = system_clock) -> str | None:
+    """The operator's ``livcr trust``: accept the blocked member's new identity (the key the
+    chairs were shown), e.g. when the only chair is the one whose identity changed. Works
+    while the bot runs: it re-reads the pins at its next sync. Returns the key accepted, None
+    when the user is not blocked."""
+    database = db or Database(config.database_url)
+    if db is None:
+        database.migrate()
+    with database.unit_of_work() as repos:
+        record = repos.identities.get(user_id)
+        if record is None or record.blocked_key is None:
+            return None
+        key = record.blocked_key
+        repos.identities.trust(user_id, key, "operator", clock())
+        return key

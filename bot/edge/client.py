@@ -31,18 +31,28 @@ from nio import (
 from bot.edge.devices import KeySharing
 from bot.edge.files import secure_dir
 from bot.edge.held import HeldEvents
-from bot.edge.inbound import OutsiderJoined, Undecryptable, UnencryptedCommand, inbound_event
+from bot.edge.inbound import (
+    IgnoredInput,
+    Inbound,
+    OutsiderJoined,
+    PollAnswer,
+    Undecryptable,
+    UnencryptedCommand,
+    UntrustedInput,
+    inbound_event,
+)
 from bot.edge.outbound import OutboxSender
 from bot.edge.port import CorePort
 from bot.edge.session import StartupError, login, new_client
 from bot.logsafe import where
+from commands.framework import Incoming
 
 log = logging.getLogger(__name__)
 
 #: Long timelines per sync; a gap beyond this is back-filled through /messages. Members are
 #: lazy-loaded (only the senders of the timeline's events): the full member list of a room is
-#: fetched before the bot first encrypts for it (``_prepare_room``), so a bot in 1,200 rooms
-#: does not receive and track about 10,000 memberships at every start. Presence, receipts,
+#: fetched before the bot first encrypts for it (``KeySharing.share_keys``), so a bot in 1,200
+#: rooms does not receive and track about 10,000 memberships at every start. Presence, receipts,
 #: typing and account data are of no use to the bot and would only wake its long poll.
 SYNC_FILTER: dict[str, Any] = {
     "room": {
@@ -76,6 +86,8 @@ class MatrixBot:
     outbox: OutboxSender = field(init=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Events not acted on, by kind (plaintext in an encrypted room, untrusted device...).
+    refused: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         cfg = self.core.config.matrix
@@ -133,6 +145,7 @@ class MatrixBot:
         """Sync until :meth:`stop`; rides out homeserver outages with backoff."""
         await self.login()
         await self.resolve_rooms()
+        await self.keys.start()
         token = self.core.sync_token()
         first = token is None
         delay = 1.0
@@ -209,8 +222,11 @@ class MatrixBot:
         return events
 
     async def _after_sync(self, response: SyncResponse, since: str | None) -> None:
-        await self.keys.exchange()
-        worked = False
+        # Trust is refreshed before this sync's events are judged: device lists that changed
+        # are queried at once (one query for nio and the trust cache together).
+        changes = response.device_list
+        await self.keys.exchange([*changes.changed, *changes.left])
+        worked, self.keys.announced = self.keys.announced, False
         for room_id in response.rooms.invite:
             if room_id in self.core.rooms:
                 await self.client.join(room_id)
@@ -258,9 +274,46 @@ class MatrixBot:
                                 encrypted=room is None or room.encrypted)
         if inbound is None:
             return
+        if isinstance(inbound, Incoming | PollAnswer):
+            inbound = self._trusted(room_id, event, inbound)
         await asyncio.to_thread(self.core.decide, inbound)
-        if not isinstance(inbound, OutsiderJoined | UnencryptedCommand):
+        if isinstance(inbound, Incoming):
+            self.keys.rosters_changed = True  # `members add/remove` changes who is tracked
+        if not isinstance(inbound, OutsiderJoined | UnencryptedCommand | IgnoredInput):
             self.outbox.flush_soon()
+
+    def _refuse(self, why: str) -> None:
+        self.refused[why] = self.refused.get(why, 0) + 1
+
+    def _trusted(self, room_id: str, event: Any, inbound: Incoming | PollAnswer) -> Inbound:
+        """The gate of spec §11: act only on what the bot decrypted from a Megolm session
+        that belongs to a TRUSTED device of the sender (never on plaintext, a forwarded key
+        or another user's session), else a value that is only marked processed (and may
+        tell the member and the chair once). Bodies are never logged."""
+        kind = type(event).__name__
+        if not getattr(event, "decrypted", False):
+            self._refuse("plaintext")
+            log.warning("ignored a plaintext %s in an encrypted table room", kind)
+            return IgnoredInput(room_id, inbound.event_id)
+        sender: str = event.sender
+        sender_key = getattr(event, "sender_key", None) or ""
+        olm = self.client.olm
+        session = None
+        if olm is not None and sender_key:
+            session = olm.inbound_group_store.get(room_id, sender_key,
+                                                  getattr(event, "session_id", "") or "")
+        if session is not None and not session.forwarding_chain and (
+                self.keys.trust.trusted_session_device(sender, sender_key,
+                                                       ed25519=session.ed25519)):
+            return inbound
+        blocked = self.keys.trust.blocked(sender)
+        device = self.client.device_store.device_from_sender_key(sender, sender_key) if (
+            sender_key and session is not None and not session.forwarding_chain) else None
+        self._refuse("blocked" if blocked else "untrusted")
+        log.warning("did not act on a %s: %s", kind,
+                    "the sender is blocked" if blocked else "not from a trusted device")
+        return UntrustedInput(room_id, inbound.event_id, sender,
+                              device.id if device is not None else None, blocked)
 
     async def _undecryptable(self, room_id: str, sender: str, event_id: str) -> None:
         await asyncio.to_thread(self.core.decide, Undecryptable(room_id, event_id, sender))

@@ -68,6 +68,10 @@ def message_content(
     return content
 
 
+#: Replies that may go to a configured room that is not encrypted (spec §11).
+REFUSALS = frozenset({"msg:error.unencrypted"})
+
+
 def outbox_items(
     words: Renderer, lang: str, outputs: Sequence[Output], incoming: Incoming | None,
     default_room: str,
@@ -83,6 +87,8 @@ def outbox_items(
                 "direct_to": output.direct_to,
                 "content": message_content(words, lang, output, incoming),
             }
+            if output.template in REFUSALS:
+                item["refusal"] = True  # the one thing an unencrypted room may receive
             if output.attachment is not None:
                 item["attachment"] = {
                     "filename": output.attachment.filename,

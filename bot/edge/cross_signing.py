@@ -166,6 +166,29 @@ async def ensure_cross_signing(
         )
 
 
+async def reset_cross_signing(
+    client: nio.AsyncClient, data_dir: Path, password: str | None
+) -> str:
+    """Replace the account's cross-signing identity by a new one (as Element's "reset
+    cryptographic identity" does) and sign the current device with it; returns the new master
+    key. Never called by the bot: member clients of the tests and the demo use it to show
+    that an identity change blocks the member."""
+    if client.olm is None or not client.user_id or not client.device_id:
+        raise CrossSigningError("cross-signing needs a logged-in client with encryption")
+    timeout = aiohttp.ClientTimeout(total=_REQUEST_TIMEOUT)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        api = _Api(client, session)
+        keys = CrossSigningKeys.generate(client.user_id)
+        path = data_dir / KEYS_FILE
+        keys.save(path)
+        await _upload_device_signing(api, keys, password)
+        keys.uploaded = True
+        keys.save(path)
+        answer = await api.query_own()
+        await _sign_own_keys(api, keys, answer, path)
+        return public_b64(keys.master)
+
+
 async def _ensure(api: _Api, data_dir: Path, password: str | None) -> None:
     client = api.client
     user_id: str = client.user_id

@@ -1,17 +1,39 @@
-"""Device and key policy: a room's keys go to the roster's devices only (spec §11)."""
+"""Device and key policy (spec §11): trust follows the roster's cross-signing, not the
+homeserver.
+
+:class:`KeySharing` owns the :class:`~bot.edge.trust.TrustCache`: filled at start from every
+roster and the stored pins, invalidated by each sync's ``device_lists``, refreshed by ONE raw
+``/keys/query`` per sync at most (the users nio wants and the stale ones; nio drops the
+cross-signing keys, so the raw answer goes to the cache and to nio both). Room keys go only to
+the trusted devices of the room's roster members (:meth:`KeySharing.share_keys`), never to
+another device of the bot's own account.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
+from uuid import uuid4
 
-from nio import AsyncClient
+from nio import AsyncClient, KeysQueryResponse, ShareGroupSessionResponse
+from nio.api import Api
+from nio.crypto import TrustState
 
 from bot.edge.port import CorePort
+from bot.edge.trust import AllowList, IdentityBlocked, IdentityPinned, TrustCache, TrustEvent
+
+log = logging.getLogger(__name__)
+
+#: How long the homeserver may wait for other servers in a key query (ms).
+KEY_QUERY_TIMEOUT_MS = 10_000
 
 
 async def exchange_keys(client: AsyncClient) -> None:
-    """Upload, query and claim keys as nio asks, and send what waits for other devices."""
+    """Upload, query and claim keys as nio asks, and send what waits for other devices
+    (member clients; the bot uses :meth:`KeySharing.exchange`)."""
     if client.should_upload_keys:
         await client.keys_upload()
     if client.should_query_keys:
@@ -23,48 +45,191 @@ async def exchange_keys(client: AsyncClient) -> None:
 
 @dataclass
 class KeySharing:
-    """Which devices may read what the bot encrypts, decided before every send."""
+    """Which devices the bot trusts (inbound) and may encrypt for (outbound)."""
 
     client: AsyncClient
     core: CorePort
-    _keys_fresh: set[str] = field(default_factory=set)
-    #: Who may receive each room's keys, read once per room and flush (``prepare_room``).
+    trust: TrustCache = field(init=False)
+    #: Who may receive each room's keys, read once per room and flush.
     _rosters: dict[str, set[str]] = field(default_factory=dict)
+    #: Key queries made (one per sync at most; tests and the bench read it).
+    queries: int = 0
+    #: A block was announced to the chairs since the sync loop last looked.
+    announced: bool = False
+    #: A command was decided: the rosters may have changed (read again at the next sync).
+    rosters_changed: bool = False
+    _everyone: set[str] | None = None
+
+    def __post_init__(self) -> None:
+        self.trust = TrustCache(bot_user_id=self.client.user_id)
 
     def forget_rosters(self) -> None:
         """Rosters may have changed since the last flush: read them again."""
         self._rosters.clear()
 
-    async def exchange(self) -> None:
-        await exchange_keys(self.client)
+    # ---- start --------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Follow every roster user with their pin; clean up device flags of older stores."""
+        self.trust = TrustCache(bot_user_id=self.client.user_id)
+        self._everyone = None
+        await self.follow_rosters()
+        for user_id, devices in self.client.device_store.items():
+            for device in devices.values():
+                if device.trust_state == TrustState.ignored:
+                    self.client.unignore_device(device)  # ignored devices get keys in nio
+                if user_id == self.client.user_id and device.id != self.client.device_id and (
+                        not device.blacklisted):
+                    self.client.blacklist_device(device)
 
-    async def prepare_room(self, room_id: str) -> None:
-        """Keys only for the roster: blacklist every other device before encrypting."""
-        room = self.client.rooms.get(room_id)
-        if room is None or not room.encrypted or self.client.olm is None:
+    async def follow_rosters(self) -> None:
+        """Track every roster user (untrack those on none) with the pin stored now (one query
+        per sync; the rosters themselves only after a command): a roster
+        change, a chair's ``members trust`` or an operator's ``livcr trust`` (another
+        process) is picked up here, at the next sync, and judged again at once."""
+        if self.rosters_changed or self._everyone is None:
+            # Rosters change only by a command: read them again after one (all cells).
+            self.rosters_changed = False
+            self._everyone = await asyncio.to_thread(self.core.everyone_on_a_roster)
+            self._everyone.discard(self.client.user_id)
+        users = set(self._everyone)
+        pins = await asyncio.to_thread(self.core.identity_pins, users)  # one query
+        gone = self.trust.tracked() - users
+        if gone:
+            self.trust.untrack(gone)
+            self.forget_rosters()
+        events: list[TrustEvent] = []
+        for user_id in sorted(users):
+            events += self.trust.track(user_id, pins.get(user_id))
+        await self._persist(events)
+
+    # ---- refreshing -----------------------------------------------------------------------
+    async def exchange(self, changed: Iterable[str] = ()) -> None:
+        """After a sync: invalidate who changed, upload/query/claim keys, send to-device."""
+        await self.follow_rosters()
+        self.trust.invalidate(changed)
+        if self.client.should_upload_keys:
+            await self.client.keys_upload()
+        await self.refresh()
+        if self.client.should_claim_keys:
+            await self.client.keys_claim(self.client.get_users_for_key_claiming())
+        await self.client.send_to_device_messages()
+
+    async def refresh(self) -> None:
+        """The ONE combined ``/keys/query``: nio's users and the cache's stale ones. On
+        failure both keep what they knew and are asked again next time."""
+        users = set(self.client.users_for_key_query) if self.client.olm else set()
+        users |= self.trust.stale()
+        if not users:
             return
-        if not room.members_synced:  # members are lazy-loaded: fetch the full list once
-            await self.client.joined_members(room_id)
-        if room_id not in self._keys_fresh:
-            self.client.olm.users_for_key_query.update(room.users)
-            self._keys_fresh.add(room_id)
-        if self.client.should_query_keys:
-            await self.client.keys_query()
+        method, path, _ = Api.keys_query(self.client.access_token, users)
+        body = {"device_keys": {user: [] for user in sorted(users)},
+                "timeout": KEY_QUERY_TIMEOUT_MS}
+        self.queries += 1
+        try:
+            response = await self.client.send(method, path, Api.to_json(body))
+            raw = await response.json()
+            status = response.status
+        except Exception as exc:
+            log.warning("the key query failed (%s); asked again at the next sync",
+                        type(exc).__name__)
+            return
+        if status != 200 or not isinstance(raw, dict):
+            log.warning("the key query answered %s; asked again at the next sync", status)
+            return
+        parsed = KeysQueryResponse.from_dict(raw)
+        if isinstance(parsed, KeysQueryResponse):
+            await self.client.receive_response(parsed)
+        await self._persist(self.trust.apply(raw))
+
+    async def _persist(self, events: list[TrustEvent]) -> None:
+        pins = [(e.user_id, e.master_key) for e in events if isinstance(e, IdentityPinned)]
+        blocks = [(e.user_id, e.new_key) for e in events if isinstance(e, IdentityBlocked)]
+        if not pins and not blocks:
+            return
+        if blocks:
+            self.forget_rosters()
+        if await asyncio.to_thread(self.core.identities_seen, pins, blocks):
+            self.announced = True  # the chairs' notices wait in the outbox: flush it
+
+    # ---- outbound -------------------------------------------------------------------------
+    async def roster_of(self, room_id: str) -> set[str]:
         allowed = self._rosters.get(room_id)
         if allowed is None:
             allowed = await asyncio.to_thread(self.core.roster_user_ids, room_id)
-            allowed.add(self.client.user_id)
+            allowed.discard(self.client.user_id)
             self._rosters[room_id] = allowed
-        rotate = False
-        session = self.client.olm.outbound_group_sessions.get(room_id)
-        for user_id in list(room.users):
-            for device in self.client.device_store.active_user_devices(user_id):
-                if user_id in allowed:
-                    if self.client.olm.is_device_blacklisted(device):
-                        self.client.unblacklist_device(device)
-                elif not self.client.olm.is_device_blacklisted(device):
-                    self.client.blacklist_device(device)
-                    if session is not None and (user_id, device.id) in session.users_shared_with:
-                        rotate = True
-        if rotate:
-            self.client.olm.outbound_group_sessions.pop(room_id, None)
+        return allowed
+
+    async def share_keys(self, room_id: str) -> AllowList | None:
+        """Share the room's key with the allow-list only, right before a send (no await may
+        come between this and the ``room_send``). One frozen snapshot per share; device
+        flags set and the key encrypted in one synchronous stretch, then a post-filter:
+        a device the sync loop learns meanwhile cannot receive the key."""
+        client = self.client
+        room = client.rooms.get(room_id)
+        olm = client.olm
+        if room is None or not room.encrypted or olm is None:
+            return None
+        if not room.members_synced:  # members are lazy-loaded: fetch the full list once
+            await client.joined_members(room_id)
+        roster = await self.roster_of(room_id)
+        allow = self.trust.allow_list(roster & set(room.users))
+        missing = {
+            user: [d.id for d in olm.device_store.active_user_devices(user)
+                   if allow.permits(user, d.id, d.curve25519, d.ed25519)
+                   and olm.session_store.get(d.curve25519) is None]
+            for user in allow.devices
+        }
+        missing = {user: ids for user, ids in missing.items() if ids}
+        if missing:
+            await client.keys_claim(missing)
+        # ---- from here to the end of the post-filter: NO await ---------------------------
+        wanted = {
+            (user, d.id)
+            for user in allow.devices
+            for d in olm.device_store.active_user_devices(user)
+            if allow.permits(user, d.id, d.curve25519, d.ed25519)
+            and olm.session_store.get(d.curve25519) is not None
+        }
+        session = olm.outbound_group_sessions.get(room_id)
+        if session is not None and (allow.needs_rotation(session.users_shared_with)
+                                    or not wanted <= set(session.users_shared_with)):
+            olm.outbound_group_sessions.pop(room_id, None)  # left / blocked / new device
+        for user_id in set(room.users) | {client.user_id}:
+            for device in olm.device_store.active_user_devices(user_id):
+                if user_id == client.user_id and device.id == client.device_id:
+                    continue
+                if allow.permits(user_id, device.id, device.curve25519, device.ed25519):
+                    if not device.verified:
+                        client.verify_device(device)
+                elif not device.blacklisted:
+                    client.blacklist_device(device)
+        if not olm.should_share_group_session(room_id):
+            return allow
+        batches = list(olm.share_group_session_parallel(
+            room_id, sorted(allow.devices), ignore_unverified_devices=False))
+        pairs = allow.pairs()
+        for sharing_with, to_device in batches:
+            for user_id, device_id in list(sharing_with):
+                if (user_id, device_id) not in pairs:
+                    sharing_with.discard((user_id, device_id))
+                    to_device["messages"].get(user_id, {}).pop(device_id, None)
+        # ------------------------------------------------------------------------------------
+        requests: list[Any] = []
+        for sharing_with, to_device in batches:
+            if not sharing_with:
+                continue
+            method, path, data = Api.to_device(client.access_token, "m.room.encrypted",
+                                               to_device, uuid4())
+            requests.append(client._send(ShareGroupSessionResponse, method, path, data,
+                                         response_data=(room_id, sharing_with)))
+        for response in await asyncio.gather(*requests, return_exceptions=True):
+            if not isinstance(response, ShareGroupSessionResponse):
+                log.warning("sharing a room key failed (%s)", type(response).__name__)
+        current = olm.outbound_group_sessions.get(room_id)
+        if current is not None:
+            current.shared = True
+        return allow
+
+    def has_trusted_device(self, user_id: str) -> bool:
+        return bool(self.trust.allow_list([user_id]).devices)

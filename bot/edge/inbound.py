@@ -64,7 +64,31 @@ class UnencryptedCommand:
     event_id: str
 
 
-Inbound = Incoming | PollAnswer | Undecryptable | OutsiderJoined | UnencryptedCommand
+@dataclass(frozen=True)
+class UntrustedInput:
+    """A command, ballot or poll answer the bot did not act on: not from a trusted device of
+    its sender (spec §11). ``device_id`` is the sender's device the session came from, when
+    the bot knows it (a listed device: the member is told once to verify it); ``blocked``
+    when the sender's identity changed (nothing is said: the chair was told at the block)."""
+
+    room_id: str
+    event_id: str
+    sender: str
+    device_id: str | None
+    blocked: bool
+
+
+@dataclass(frozen=True)
+class IgnoredInput:
+    """An event the bot must not act on and says nothing about (a plaintext event in an
+    encrypted room): only marked as processed."""
+
+    room_id: str
+    event_id: str
+
+
+Inbound = (Incoming | PollAnswer | Undecryptable | OutsiderJoined | UnencryptedCommand
+           | UntrustedInput | IgnoredInput)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,8 @@ class OutboxSender:
     _flush_wanted: bool = False
     #: A flush stopped at an item that could not go yet: the next sync tries again.
     stalled: bool = False
+    #: Items not sent on purpose, by kind (unencrypted room, untrusted recipient).
+    dropped: dict[str, int] = field(default_factory=dict)
 
     async def finish(self) -> None:
         """Wait for a flush under way (at stop)."""
@@ -160,6 +162,14 @@ class OutboxSender:
                 room_id, data["event_id"], reason=data.get("reason"), tx_id=item.txn_id
             )
             return True  # no power to redact is not an error worth retrying
+        if data.get("direct_to") and not self.keys.has_trusted_device(data["direct_to"]):
+            # Fiches go only to officers with a trusted device (spec §11); the table is told.
+            log.warning("a direct message was not sent: its recipient has no trusted device")
+            self.dropped["untrusted_recipient"] = self.dropped.get("untrusted_recipient", 0) + 1
+            await asyncio.to_thread(self.core.not_delivered, room_id, data["direct_to"],
+                                    item.txn_id)
+            self._flush_wanted = True  # the table's notice goes out in the same round
+            return True
         if data.get("direct_to"):
             direct = await self._direct_room(room_id, data["direct_to"])
             if direct is None:
@@ -168,12 +178,19 @@ class OutboxSender:
         if room_id not in self.client.rooms:
             log.warning("a reply waits for a room the bot has not joined (yet)")
             return False
-        await self.keys.prepare_room(room_id)
+        room = self.client.rooms[room_id]
+        if not room.encrypted and not data.get("refusal"):
+            # An unencrypted configured room gets only the refusal (spec §11): no reminder,
+            # announcement, code or file in clear.
+            log.warning("dropped a %s for an unencrypted room", item.event_type)
+            self.dropped[item.event_type] = self.dropped.get(item.event_type, 0) + 1
+            return True
+        await self.keys.share_keys(room_id)
         content = dict(data["content"])
         if item.event_type == "message":
             response = await self.client.room_send(
                 room_id, "m.room.message", content, tx_id=item.txn_id,
-                ignore_unverified_devices=True,
+                ignore_unverified_devices=False,
             )
             if not isinstance(response, RoomSendResponse):
                 log.warning("the homeserver refused a reply (%s)", type(response).__name__)
@@ -183,7 +200,7 @@ class OutboxSender:
             return True
         if item.event_type == "poll_start":
             response = await self.client.room_send(
-                room_id, POLL_START, content, tx_id=item.txn_id, ignore_unverified_devices=True
+                room_id, POLL_START, content, tx_id=item.txn_id, ignore_unverified_devices=False
             )
             if not isinstance(response, RoomSendResponse):
                 return False
@@ -195,8 +212,9 @@ class OutboxSender:
                 return True  # the poll never went out: nothing to end
             content["m.relates_to"] = {"rel_type": "m.reference", "event_id": poll}
             content[POLL_END] = {}
+            await self.keys.share_keys(room_id)  # the lookup awaited: share again, then send
             response = await self.client.room_send(
-                room_id, POLL_END, content, tx_id=item.txn_id, ignore_unverified_devices=True
+                room_id, POLL_END, content, tx_id=item.txn_id, ignore_unverified_devices=False
             )
             return isinstance(response, RoomSendResponse)
         log.warning("unknown outbox kind %s dropped", item.event_type)
@@ -231,6 +249,9 @@ class OutboxSender:
             },
             "m.mentions": {},
         }
+        # The upload awaited: share again (the allow-list may have changed meanwhile), with
+        # no await between this and the send.
+        await self.keys.share_keys(room_id)
         await self.client.room_send(
-            room_id, "m.room.message", content, tx_id=txn, ignore_unverified_devices=True
+            room_id, "m.room.message", content, tx_id=txn, ignore_unverified_devices=False
         )

@@ -147,3 +147,33 @@ def remove_member(ctx: CommandContext, args: Args) -> Sequence[Output]:
         cell=ctx.cell.id, actor=ctx.member.user_id, action="member_remove", at=ctx.now
     )
     return [Reply("msg:members.removed", {"user_id": user_id})]
+
+
+def _fingerprint(master_key: str) -> str:
+    """The key in groups of four characters, as Element shows it (and the block notice)."""
+    return " ".join(master_key[i : i + 4] for i in range(0, len(master_key), 4))
+
+
+@router.command(
+    "members", sub="trust", who=Who.CHAIR, min_positional=1, max_positional=1, help="members"
+)
+def trust_member(ctx: CommandContext, args: Args) -> Sequence[Output]:
+    """Accept the changed identity of a member of this table (spec §11). The key accepted
+    is the one the chair was shown at the block (stored), never whatever the homeserver
+    publishes now; the edge picks the new pin up at its next sync and judges it again (if
+    the identity changed once more meanwhile, the member stays blocked and the chair is
+    told the newer key)."""
+    user_id = args.positional[0]
+    if not USER_ID.fullmatch(user_id):
+        raise UsageError("members.bad_user_id")
+    if user_id not in {m.user_id for m in table_members(ctx.cell, ctx.repos, ctx.table)}:
+        raise Refusal("members.not_found", user_id=user_id)
+    record = ctx.repos.identities.get(user_id)
+    if record is None or record.blocked_key is None:
+        raise Refusal("trust.not_blocked", user_id=user_id)
+    key = record.blocked_key
+    ctx.repos.identities.trust(user_id, key, f"chair:{ctx.member.user_id}", ctx.now)
+    ctx.repos.audit.record(
+        cell=ctx.cell.id, actor=ctx.member.user_id, action="member_trust", at=ctx.now
+    )
+    return [Reply("msg:trust.trusted", {"user_id": user_id, "fingerprint": _fingerprint(key)})]

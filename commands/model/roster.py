@@ -199,8 +199,19 @@ class Member(Strict):
     role: Role
     organisation: str = ""
     tables: tuple[Table, ...] = (Table.OPERATIONAL,)
+    #: The member's cross-signing master key (unpadded base64, as Element shows it, spaces
+    #: allowed), checked out of band: pinned instead of trusting the first key seen.
+    master_key: str = ""
 
     _user_id = field_validator("user_id")(matrix_user_id)
+
+    @field_validator("master_key")
+    @classmethod
+    def _master_key(cls, value: str) -> str:
+        key = "".join(value.split())
+        if key and not re.fullmatch(r"[A-Za-z0-9+/]{43}", key):
+            raise ValueError("master_key must be an Ed25519 key in unpadded base64 (43 chars)")
+        return key
 
     @property
     def is_police(self) -> bool:
