@@ -136,11 +136,7 @@ class ChangeRecorder:
 
 @dataclass
 class CommandContext:
-    """Everything a handler may use.
-
-    ``trusted`` answers whether a member writes from a trusted device (spec §11): the hook
-    where the Matrix edge's device-trust answer plugs in; by default every device is trusted.
-    """
+    """Everything a handler may use."""
 
     cell: Cell
     table: Table
@@ -152,7 +148,6 @@ class CommandContext:
     room_ids: Mapping[Table, str] = field(default_factory=dict)
     values: Mapping[str, str] = field(default_factory=dict)
     commands: Sequence[Command] = ()
-    trusted: Callable[[str], bool] = field(default=lambda user_id: True)
 
     @property
     def language(self) -> str:

@@ -146,16 +146,16 @@ async def _describe_file(client: MemberClient, seen: Seen) -> str:
 
 async def _officer_inbox(officer: MemberClient, bot: str) -> bool:
     """The information officer accepts the bot's direct room and reads the fiche there."""
-    invite = await officer.accept_invite()
+    invite = await officer.accept_invite(timeout=60)
     if invite is None:
         print("The information officer got no direct room.")
         return False
     try:
         fiche = await officer.wait_for(
             lambda s: s.room_id == invite and s.sender == bot and "Terugkoppelingsfiche" in s.body,
-            timeout=30)
+            timeout=60)
         attachment = await officer.wait_for(
-            lambda s: s.room_id == invite and s.content.get("msgtype") == "m.file", timeout=30)
+            lambda s: s.room_id == invite and s.content.get("msgtype") == "m.file", timeout=60)
     except TimeoutError:
         print("The fiche did not arrive in the direct room.")
         return False

@@ -17,10 +17,10 @@ from bot.core.render import (
     _environment,
     code_span,
     escape_markdown,
-    mention_pill,
     messages,
     render,
 )
+from bot.edge.content import mention_pill
 from tests.factories import CHAIR, PARTNER
 from tests.meeting_harness import harness
 

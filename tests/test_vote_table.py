@@ -142,18 +142,40 @@ def test_a_removal_below_quorum_makes_the_close_not_adopted(h: Harness) -> None:
     assert status(h, code) == "signalled"
 
 
-def test_a_ballot_from_an_untrusted_device_does_not_count(h: Harness) -> None:
-    code = meeting(h, PARTNER, IO)
+def test_a_blocked_members_ballots_do_not_count_when_cast_or_at_close(h: Harness) -> None:
+    """The edge acts only on input from a trusted device; an identity change blocks the
+    member (spec §11) and from then on neither a poll answer nor an earlier yes counts."""
+    code = meeting(h, PARTNER, IO, SCHOOL)
     say(h, f"!vote open accept {code}")
     with h.repos() as repos:
         repos.votes.update(1, poll_event_id="$poll")
-    for who in (CHAIR, PARTNER):
+    for who in (CHAIR, PARTNER, SCHOOL):
         say(h, "!vote yes", who)
     with h.db.unit_of_work() as repos:
-        votes = TableVotes(h.cell, Table.OPERATIONAL, repos, ChangeRecorder(), h.clock.now,
-                           trusted=lambda user: user != IO)
+        repos.identities.pin(IO, "old-master-key", "tofu", h.clock.now)
+        repos.identities.block(IO, "new-master-key", h.clock.now)
+    with h.db.unit_of_work() as repos:
+        votes = TableVotes(h.cell, Table.OPERATIONAL, repos, ChangeRecorder(), h.clock.now)
+        assert not votes.trusted(IO)
+        assert votes.trusted(PARTNER)
         assert poll_ballot(votes, "$poll", IO, "yes") == []
     assert status(h, code) == "signalled"
+
+
+def test_a_yes_cast_before_a_block_no_longer_counts_at_close(h: Harness) -> None:
+    code = meeting(h, PARTNER, IO, SCHOOL)
+    say(h, f"!vote open accept {code}")
+    for who in (PARTNER, IO, SCHOOL):
+        say(h, "!vote yes", who)
+    with h.db.unit_of_work() as repos:
+        repos.identities.pin(PARTNER, "old-master-key", "tofu", h.clock.now)
+        repos.identities.block(PARTNER, "new-master-key", h.clock.now)
+    # The chair's yes completes the vote among the three trusted members present; the
+    # blocked partner's earlier yes is not part of the record.
+    closed = say(h, "!vote yes")
+    assert "adopted" in closed
+    assert "3 of 3" in closed
+    assert status(h, code) == "follow_up"
 
 
 # ---- 3. the deadline and the non-voter reminder -------------------------------------------

@@ -13,10 +13,8 @@ inside code spans).
 
 from __future__ import annotations
 
-import html
 import re
 import tomllib
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -27,7 +25,6 @@ from zoneinfo import ZoneInfo
 import jinja2
 from markdown_it import MarkdownIt
 
-from bot.edge.shapes import parse_user_id
 from commands.meetings.calendar import meeting_ics
 
 TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
@@ -71,16 +68,6 @@ def _finalize(value: Any) -> Any:
     if isinstance(value, (Safe, bool, int, float)) or value is None:
         return "" if value is None else value
     return escape_markdown(value)
-
-
-def mention_pill(user_id: str) -> str:
-    """An HTML mention pill for ``user_id``: its text HTML-escaped, its matrix.to link
-    percent-encoded; a value that is not a Matrix user id (by the spec's grammar) is
-    refused with ``ValueError``."""
-    if parse_user_id(user_id) is None:
-        raise ValueError("not a Matrix user id")
-    href = "https://matrix.to/#/" + urllib.parse.quote(user_id, safe="@:")
-    return f'<a href="{html.escape(href, quote=True)}">{html.escape(user_id)}</a>'
 
 
 @dataclass(frozen=True)

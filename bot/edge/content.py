@@ -9,9 +9,12 @@ The core stores the result in the outbox in the same transaction as the command'
 from __future__ import annotations
 
 import base64
+import html
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from bot.edge.shapes import parse_user_id
 from commands.framework import Incoming, Output, PollEnd, PollStart, Redact, Reply
 
 
@@ -37,8 +40,14 @@ POLL_END = "org.matrix.msc3381.poll.end"
 POLL_ANSWERS = ("yes", "no", "abstain")
 
 
-def mention_link(user_id: str) -> str:
-    return f"https://matrix.to/#/{user_id}"
+def mention_pill(user_id: str) -> str:
+    """An HTML mention pill for ``user_id``: its text HTML-escaped, its matrix.to link
+    percent-encoded; a value that is not a Matrix user id (by the spec's grammar) is
+    refused with ``ValueError``."""
+    if parse_user_id(user_id) is None:
+        raise ValueError("not a Matrix user id")
+    href = "https://matrix.to/#/" + urllib.parse.quote(user_id, safe="@:")
+    return f'<a href="{html.escape(href, quote=True)}">{html.escape(user_id)}</a>'
 
 
 def message_content(
@@ -54,7 +63,9 @@ def message_content(
         "m.mentions": {"user_ids": list(reply.mentions)} if reply.notify else {},
     }
     if reply.notify and reply.mentions:
-        pills = " ".join(f'<a href="{mention_link(u)}">{u}</a>' for u in reply.mentions)
+        # Mentions are roster user ids (checked against the Matrix grammar at config load);
+        # a value that is not one never becomes markup.
+        pills = " ".join(mention_pill(u) for u in reply.mentions if parse_user_id(u))
         content["body"] = " ".join(reply.mentions) + ": " + body
         content["formatted_body"] = f"{pills}: {html}"
     if incoming is not None and reply.in_reply and reply.room_id is None and not reply.direct_to:

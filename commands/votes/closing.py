@@ -4,7 +4,7 @@ fiche (an edit cancels its vote) and meeting end (open votes close).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,23 +21,13 @@ TARGET = {Kind.ACCEPT: Status.FOLLOW_UP, Kind.REJECT: Status.NOT_RETAINED,
           Kind.CLOSE: Status.CLOSED}
 
 
-#: Whether a member writes from a trusted device (spec §11). The Matrix edge answers it;
-#: until it is wired, every device counts as trusted.
-Trusted = Callable[[str], bool]
-
-
-def always_trusted(user_id: str) -> bool:
-    """The default device-trust answer: trusted (the edge plugs its own in)."""
-    return True
-
-
 @dataclass(frozen=True)
 class TableVotes:
     """The votes of one table at one moment (its repositories, scheduler port and "now");
     commands and poll answers share the same logic through it.
 
-    ``trusted`` is the hook where the edge's device-trust answer plugs in: a ballot counts
-    only from a member who is on the roster, present and trusted, when cast and at close.
+    A ballot counts only from a member who is on the roster, present and trusted, when cast
+    and at close (:meth:`trusted`).
     """
 
     cell: Cell
@@ -45,7 +35,16 @@ class TableVotes:
     repos: Repositories
     scheduler: SchedulerPort
     now: datetime
-    trusted: Trusted = always_trusted
+
+    def trusted(self, user_id: str) -> bool:
+        """Whether a member's ballots count (spec §11): not blocked by an identity change.
+
+        The edge acts only on commands and poll answers from a trusted device of their
+        sender, so a ballot was cast from one; what can change before the vote closes is the
+        member's identity, which blocks them (``storage.identities``) until a chair re-trusts.
+        """
+        record = self.repos.identities.get(user_id)
+        return record is None or not record.blocked
 
 
 def participants(votes: TableVotes, meeting_id: int, code: str) -> tuple[str, ...]:

@@ -46,7 +46,7 @@ OPERATIONAL = frozenset({Table.OPERATIONAL})
 
 
 def _table_votes(ctx: CommandContext) -> TableVotes:
-    return TableVotes(ctx.cell, ctx.table, ctx.repos, ctx.scheduler, ctx.now, ctx.trusted)
+    return TableVotes(ctx.cell, ctx.table, ctx.repos, ctx.scheduler, ctx.now)
 
 
 _CLOCK = re.compile(r"(\d{1,2}):(\d{2})")
