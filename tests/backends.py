@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from storage.db import Database
+
 PG_ENV = "LIVCR_TEST_PG_URL"
 NO_PG = f"{PG_ENV} is not set: no PostgreSQL server for this run"
 
@@ -92,3 +94,16 @@ def database_url(backend: str, directory: Path | None = None) -> Iterator[str]:
         yield url
     finally:
         drop_pg_database(url)
+
+
+@contextmanager
+def migrated_database(backend: str, directory: Path) -> Iterator[Database]:
+    """A migrated :class:`Database` on ``backend`` (SQLite on a file in ``directory``, so two
+    sessions are two connections), disposed afterwards."""
+    with database_url(backend, directory) as url:
+        database = Database(url)
+        try:
+            database.migrate()
+            yield database
+        finally:
+            database.dispose()

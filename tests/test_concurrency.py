@@ -26,7 +26,7 @@ from commands.framework import ChangeRecorder, Refusal
 from commands.model import Status
 from storage.db import Database
 from storage.dossiers import DossierRepository
-from tests.backends import NO_PG, backend_params, database_url, pg_url
+from tests.backends import NO_PG, backend_params, database_url, migrated_database, pg_url
 from tests.factories import NOW, decide, make_config
 
 CELL = make_config().cells[0]
@@ -35,14 +35,8 @@ TIMEOUT = 20.0
 
 @pytest.fixture(params=backend_params())
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    # SQLite on a file: an in-memory database is one shared connection, not two sessions.
-    with database_url(request.param, tmp_path) as url:
-        database = Database(url)
-        try:
-            database.migrate()
-            yield database
-        finally:
-            database.dispose()
+    with migrated_database(request.param, tmp_path) as database:
+        yield database
 
 
 def _signal(db: Database) -> str:

@@ -13,7 +13,7 @@ import pytest
 
 from storage.db import Database
 from storage.identities import HOW_OPERATOR, HOW_ROSTER, HOW_TOFU, IdentityRecord
-from tests.backends import backend_params, database_url
+from tests.backends import backend_params, database_url, migrated_database
 
 CHAIR = "@chair:example.be"
 OFFICER = "@officer:example.be"
@@ -26,13 +26,8 @@ BRUSSELS = timezone(timedelta(hours=2))
 
 @pytest.fixture(params=backend_params())
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    with database_url(request.param, tmp_path) as url:
-        database = Database(url)
-        try:
-            database.migrate()
-            yield database
-        finally:
-            database.dispose()
+    with migrated_database(request.param, tmp_path) as database:
+        yield database
 
 
 def test_first_sight_pins_and_a_second_pin_keeps_the_first(db: Database) -> None:
