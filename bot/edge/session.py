@@ -11,6 +11,7 @@ from nio import AsyncClient, AsyncClientConfig, LoginResponse, WhoamiResponse
 from bot.config import MatrixConfig
 from bot.edge.cross_signing import ensure_cross_signing
 from bot.edge.files import protect_tree, secure_dir, write_secret
+from bot.edge.store_key import StoreKeyError, load_or_create_store_key, migrate_store
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,8 @@ class StartupError(RuntimeError):
 
 
 def new_client(cfg: MatrixConfig, data_dir: Path) -> AsyncClient:
-    """The nio client with its crypto store under ``data_dir/crypto``."""
+    """The nio client with its crypto store under ``data_dir/crypto``, pickled with the
+    bot's own store key (:mod:`bot.edge.store_key`), never nio's default."""
     store_dir = secure_dir(data_dir / "crypto")
     return AsyncClient(
         cfg.homeserver,
@@ -33,6 +35,7 @@ def new_client(cfg: MatrixConfig, data_dir: Path) -> AsyncClient:
             store_sync_tokens=False,
             max_timeouts=0,
             request_timeout=60,
+            pickle_key=load_or_create_store_key(data_dir),
         ),
     )
 
@@ -44,12 +47,14 @@ async def login(client: AsyncClient, cfg: MatrixConfig, data_dir: Path) -> None:
         saved = json.loads(session_path.read_text())
         if saved.get("user_id") != cfg.user_id:
             raise StartupError(f"{session_path} belongs to another user")
+        _migrate_store(client, data_dir, saved["user_id"], saved["device_id"])
         client.restore_login(saved["user_id"], saved["device_id"], saved["access_token"])
     elif cfg.access_token:
         client.access_token = cfg.access_token
         who = await client.whoami()
         if not isinstance(who, WhoamiResponse) or not who.device_id:
             raise StartupError("the access token was refused by the homeserver")
+        _migrate_store(client, data_dir, cfg.user_id, who.device_id)
         client.restore_login(cfg.user_id, who.device_id, cfg.access_token)
         save_session(data_dir, cfg.user_id, who.device_id, cfg.access_token)
     else:
@@ -62,6 +67,14 @@ async def login(client: AsyncClient, cfg: MatrixConfig, data_dir: Path) -> None:
     await ensure_cross_signing(client, data_dir, cfg.password)
     protect_tree(data_dir)
     log.info("logged in as device %s", client.device_id)
+
+
+def _migrate_store(client: AsyncClient, data_dir: Path, user_id: str, device_id: str) -> None:
+    """Before nio opens the store: one pickled with nio's default key is re-pickled."""
+    try:
+        migrate_store(data_dir / "crypto", user_id, device_id, client.config.pickle_key)
+    except StoreKeyError as exc:
+        raise StartupError(str(exc)) from None
 
 
 def save_session(data_dir: Path, user_id: str, device_id: str, token: str) -> None:
