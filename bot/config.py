@@ -63,6 +63,8 @@ class LimitsConfig(Strict):
     commands_per_minute: int = Field(default=20, ge=1)
     max_input_chars: int = Field(default=4000, ge=100)
     undecryptable_timeout_seconds: float = Field(default=30.0, gt=0)
+    outbox_attempts: int = Field(default=10, ge=1)
+    outbox_retry_seconds: float = Field(default=2.0, gt=0)
     reminder_grace: str = "1h"
 
     @field_validator("reminder_grace")

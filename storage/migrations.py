@@ -260,10 +260,29 @@ def _v5(conn: Connection) -> None:
         conn.execute(sa.text(statement))
 
 
+def _outbox_retries(conn: Connection) -> None:
+    """Per-item outbox backoff and dead letters; delivery outcomes of direct messages (a
+    fiche's "sent to N" only after it was)."""
+    TS = _ts(conn)
+    statements = [
+        "ALTER TABLE outbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+        f"ALTER TABLE outbox ADD COLUMN next_try_at {TS}",
+        f"ALTER TABLE outbox ADD COLUMN dead_at {TS}",
+        f"""CREATE TABLE delivery_outcome (
+            group_key VARCHAR(255) NOT NULL,
+            user_id VARCHAR(255) NOT NULL,
+            delivered BOOLEAN NOT NULL,
+            at {TS} NOT NULL,
+            PRIMARY KEY (group_key, user_id))""",
+    ]
+    for statement in statements:
+        conn.execute(sa.text(statement))
+
+
 Step = Callable[[Connection], None]
 
 #: Step ``i`` upgrades a database from version ``i`` to ``i + 1``.
-STEPS: list[Step] = [_v1, _v2, _v3, _v4, _v5]
+STEPS: list[Step] = [_v1, _v2, _v3, _v4, _v5, _outbox_retries]
 
 
 def current_version(conn: Connection) -> int:

@@ -64,6 +64,19 @@ class Outbox(SQLModel, table=True):
     content: str  # JSON, rendered reply (codes, statuses, dates only)
     purpose: str = Field(default="", max_length=64)  # e.g. "poll:12" to link a sent event
     created_at: datetime = ts()
+    attempts: int = 0  # failed sends so far
+    next_try_at: datetime | None = ts(nullable=True)  # backoff: not before this
+    dead_at: datetime | None = ts(nullable=True)  # a dead letter: kept, never sent
+
+
+class DeliveryOutcome(SQLModel, table=True):
+    """What became of one direct message of a delivery (a fiche to an information officer)."""
+
+    __tablename__ = "delivery_outcome"
+    group_key: str = Field(primary_key=True, max_length=255)
+    user_id: str = Field(primary_key=True, max_length=255)
+    delivered: bool
+    at: datetime = ts()
 
 
 class Acknowledgement(SQLModel, table=True):

@@ -19,6 +19,7 @@ from storage.meetings import MeetingRepository
 from storage.models import (
     Acknowledgement,
     Audit,
+    DeliveryOutcome,
     Outbox,
     ProcessedEvent,
     RosterEntry,
@@ -36,6 +37,15 @@ class OutboxItem:
     event_type: str
     content: dict[str, Any]
     purpose: str
+    attempts: int = 0
+    next_try_at: datetime | None = None
+
+    @property
+    def lane(self) -> str:
+        """What the item keeps its order in: its room, or the direct room of its recipient
+        (a fiche to an officer waits for nobody in the table room, nor they for it)."""
+        direct = self.content.get("direct_to")
+        return f"{self.room_id}\x00{direct}" if direct else self.room_id
 
     @property
     def answers_member(self) -> bool:
@@ -144,7 +154,10 @@ class EventRepository:
         )
 
     def pending(self) -> list[OutboxItem]:
-        rows = self._session.exec(select(Outbox).order_by(col(Outbox.id))).all()
+        """What is still to be sent, in order (dead letters are not)."""
+        rows = self._session.exec(
+            select(Outbox).where(col(Outbox.dead_at).is_(None)).order_by(col(Outbox.id))
+        ).all()
         return [
             OutboxItem(
                 id=row.id or 0,
@@ -154,6 +167,8 @@ class EventRepository:
                 event_type=row.event_type,
                 content=json.loads(row.content),
                 purpose=row.purpose,
+                attempts=row.attempts,
+                next_try_at=row.next_try_at,
             )
             for row in rows
         ]
@@ -162,6 +177,45 @@ class EventRepository:
         row = self._session.get(Outbox, outbox_id)
         if row is not None:
             self._session.delete(row)
+
+    def retry_later(self, outbox_id: int, attempts: int, next_try_at: datetime) -> None:
+        """A failed send: tried again not before ``next_try_at``."""
+        row = self._session.get(Outbox, outbox_id)
+        if row is not None:
+            row.attempts = attempts
+            row.next_try_at = next_try_at
+            self._session.add(row)
+
+    def dead_letter(self, outbox_id: int, attempts: int, at: datetime) -> bool:
+        """Give an item up: it stays in the outbox, marked, never sent. False when it was
+        gone or already dead."""
+        row = self._session.get(Outbox, outbox_id)
+        if row is None or row.dead_at is not None:
+            return False
+        row.attempts = attempts
+        row.dead_at = at
+        self._session.add(row)
+        return True
+
+    def dead_letters(self) -> int:
+        return len(self._session.exec(
+            select(Outbox.id).where(col(Outbox.dead_at).is_not(None))).all())
+
+    def record_delivery(self, group: str, user_id: str, delivered: bool,
+                        at: datetime) -> bool:
+        """One recipient's outcome of a delivery; False when it was recorded before (a
+        resend after a crash)."""
+        if self._session.get(DeliveryOutcome, (group, user_id)) is not None:
+            return False
+        self._session.add(DeliveryOutcome(group_key=group, user_id=user_id,
+                                          delivered=delivered, at=at))
+        self._session.flush()
+        return True
+
+    def delivery_outcomes(self, group: str) -> dict[str, bool]:
+        rows = self._session.exec(
+            select(DeliveryOutcome).where(DeliveryOutcome.group_key == group)).all()
+        return {row.user_id: row.delivered for row in rows}
 
 
 class AckRepository:

@@ -61,13 +61,13 @@ def send_order(items: Sequence[OutboxItem]) -> list[OutboxItem]:
     """
     first: list[OutboxItem] = []
     later: list[OutboxItem] = []
-    waiting_rooms: set[str] = set()
+    waiting_lanes: set[str] = set()
     for item in items:
-        if item.answers_member and item.room_id not in waiting_rooms:
+        if item.answers_member and item.lane not in waiting_lanes:
             first.append(item)
         else:
             later.append(item)
-            waiting_rooms.add(item.room_id)
+            waiting_lanes.add(item.lane)
     return first + later
 
 
@@ -201,6 +201,89 @@ class Core:
             self._enqueue(repos, cell.language, f"undelivered:{key}", [reply], None,
                           origin_room, self.clock())
 
+    # ---- the outbox: backoff, dead letters, deliveries (spec §11) ------------------
+    def retry_later(self, item: OutboxItem, attempts: int, next_try_at: datetime) -> None:
+        """A send failed: the item is tried again not before ``next_try_at``."""
+        with self.db.unit_of_work() as repos:
+            repos.events.retry_later(item.id, attempts, next_try_at)
+
+    def dead_letter(self, item: OutboxItem, attempts: int) -> None:
+        """Give an item up after its last attempt: kept in the outbox (never sent, counted),
+        logged without its body, and the chairs of its table told (a fiche as "NOT
+        delivered"). A notice about a dead letter that dies itself is only logged."""
+        ref = self.rooms.get(item.room_id)
+        with self.db.unit_of_work() as repos:
+            now = self.clock()
+            if not repos.events.dead_letter(item.id, attempts, now):
+                return
+            log.error("dead-lettered an outbox %s after %d attempts (room %s)",
+                      item.event_type, attempts, item.room_id)
+            if ref is None or item.source_event_id.startswith("dead:"):
+                return
+            cell = self.config.cell(ref.cell)
+            if item.content.get("delivery") and item.content.get("direct_to"):
+                outputs = self._delivery_outputs(repos, cell, ref, item, False, "failed",
+                                                 attempts, now)
+                key = f"delivery:{item.content['delivery']['group']}"
+            else:
+                chairs = chairs_among(table_members(cell, repos, ref.table), ref.table)
+                outputs = [Reply("msg:outbox.dead_letter", {"attempts": attempts},
+                                 notify=True, mentions=chairs, in_reply=False)]
+                key = f"dead:{item.id}"
+            self._enqueue(repos, cell.language, key, outputs, None, item.room_id, now)
+
+    def dead_letters(self) -> int:
+        with self.db.reading() as repos:
+            return repos.events.dead_letters()
+
+    def delivery_outcome(self, item: OutboxItem, delivered: bool,
+                         reason: str = "failed") -> None:
+        """One direct message of a delivery was sent (``delivered``) or will never be
+        (``reason``: ``untrusted`` recipient or ``failed`` sends). A failure is told to the
+        table's chairs at once; when every message of the delivery has an outcome, the
+        table hears how many went out ("sent to N" only for those that did)."""
+        ref = self.rooms.get(item.room_id)
+        if ref is None or not item.content.get("delivery") or not item.content.get(
+                "direct_to"):
+            if not delivered and item.content.get("direct_to"):
+                self.not_delivered(item.room_id, item.content["direct_to"], item.txn_id)
+            return
+        cell = self.config.cell(ref.cell)
+        with self.db.unit_of_work() as repos:
+            now = self.clock()
+            outputs = self._delivery_outputs(repos, cell, ref, item, delivered, reason,
+                                             item.attempts + 1, now)
+            self._enqueue(repos, cell.language, f"delivery:{item.content['delivery']['group']}",
+                          outputs, None, item.room_id, now)
+
+    def _delivery_outputs(self, repos: Repositories, cell: Cell, ref: RoomRef,
+                          item: OutboxItem, delivered: bool, reason: str, attempts: int,
+                          now: datetime) -> list[Output]:
+        info = item.content["delivery"]
+        user_id = str(item.content["direct_to"])
+        if not repos.events.record_delivery(info["group"], user_id, delivered, now):
+            return []  # recorded before (a resend after a crash)
+        chairs = chairs_among(table_members(cell, repos, ref.table), ref.table)
+        outputs: list[Output] = []
+        if not delivered and reason == "untrusted":
+            outputs.append(Reply("msg:fiche.not_delivered", {"user_id": user_id},
+                                 notify=True, mentions=chairs, in_reply=False))
+        elif not delivered:
+            outputs.append(Reply("msg:outbox.fiche_failed",
+                                 {"code": info["code"], "user_id": user_id,
+                                  "attempts": attempts},
+                                 notify=True, mentions=chairs, in_reply=False))
+        outcomes = repos.events.delivery_outcomes(info["group"])
+        if len(outcomes) >= int(info["total"]):
+            count = sum(outcomes.values())
+            outputs.append(
+                Reply("msg:fiche.delivered", {"code": info["code"], "count": count},
+                      in_reply=False) if count else
+                Reply("msg:outbox.delivered_none", {"code": info["code"],
+                                                    "total": info["total"]},
+                      notify=True, mentions=chairs, in_reply=False))
+        return outputs
+
     # ---- identities (spec §11) ------------------------------------------------------
     def everyone_on_a_roster(self) -> set[str]:
         """Every user on the roster of any table of any cell (the trust cache follows them)."""
@@ -279,6 +362,15 @@ class Core:
         """The one enqueue step: outputs rendered into Matrix contents, into the outbox under
         ``key``, in the caller's transaction. Returns how many items were queued."""
         items = outbox_items(render, lang, outputs, answering, room)
+        # The direct messages of one delivery (an adopted fiche to each officer) form a
+        # group; the table is told once every one of them was sent or given up.
+        codes = [str(i["delivery"]) for i in items if i.get("delivery")]
+        order = list(dict.fromkeys(codes))
+        for item in items:
+            if item.get("delivery"):
+                code = str(item["delivery"])
+                item["delivery"] = {"group": f"{key}/{order.index(code)}", "code": code,
+                                    "total": codes.count(code)}
         for item in items:
             repos.events.enqueue(key, item.pop("room"), item.pop("kind"), item, now)
         return len(items)
