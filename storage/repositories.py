@@ -43,8 +43,9 @@ class OutboxItem:
     @property
     def lane(self) -> str:
         """What the item keeps its order in: its room, or the direct room of its recipient
-        (a fiche to an officer waits for nobody in the table room, nor they for it)."""
-        direct = self.content.get("direct_to")
+        (a fiche to an officer waits for nobody in the table room, nor they for it), or a
+        lane of its own (a coalesced notice waiting for its batch)."""
+        direct = self.content.get("direct_to") or self.content.get("lane")
         return f"{self.room_id}\x00{direct}" if direct else self.room_id
 
     @property
@@ -137,6 +138,7 @@ class EventRepository:
         content: dict[str, Any],
         at: datetime,
         purpose: str = "",
+        next_try_at: datetime | None = None,
     ) -> None:
         seq = len(self._session.exec(
             select(Outbox.id).where(Outbox.source_event_id == source_event_id)
@@ -150,8 +152,25 @@ class EventRepository:
                 content=json.dumps(content, ensure_ascii=False),
                 purpose=purpose,
                 created_at=at,
+                next_try_at=next_try_at,
             )
         )
+
+    def waiting(self, room_id: str, purpose: str, after: datetime) -> tuple[int, Any] | None:
+        """The id and content of an item of ``purpose`` for ``room_id`` that will not be
+        sent before ``after`` (a notice still collecting its batch), if any."""
+        row = self._session.exec(
+            select(Outbox).where(Outbox.room_id == room_id, Outbox.purpose == purpose,
+                                 col(Outbox.dead_at).is_(None),
+                                 col(Outbox.next_try_at) > after)
+            .order_by(col(Outbox.id))).first()
+        return (row.id or 0, json.loads(row.content)) if row is not None else None
+
+    def replace_content(self, outbox_id: int, content: dict[str, Any]) -> None:
+        row = self._session.get(Outbox, outbox_id)
+        if row is not None:
+            row.content = json.dumps(content, ensure_ascii=False)
+            self._session.add(row)
 
     def pending(self) -> list[OutboxItem]:
         """What is still to be sent, in order (dead letters are not)."""

@@ -11,6 +11,7 @@ homeserver deduplicates. No nio here.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -46,6 +47,12 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 #: A scheduled job's decision: repositories, the port for tables it changes, and "now".
 JobFn = Callable[[Repositories, SchedulerPort, datetime], Sequence[Output]]
+
+
+#: How long a notice about outsiders waits for more joins of the same batch, and how close
+#: to its sending time it no longer takes one (the edge may be sending it).
+OUTSIDER_BATCH = timedelta(seconds=5)
+OUTSIDER_MERGE_MARGIN = timedelta(seconds=1)
 
 
 def system_clock() -> datetime:
@@ -151,6 +158,10 @@ class Core:
             votes = TableVotes(cell, ref.table, repos, changes, now)
             return poll_ballot(votes, event.poll_event_id, event.sender, event.answer), answering
         if isinstance(event, Undecryptable):
+            # Only a roster member of this table is asked to resend (spec §11): nobody else
+            # hears from the bot.
+            if event.sender not in {m.user_id for m in table_members(cell, repos, ref.table)}:
+                return [], None
             return [Reply("msg:error.undecryptable", {"sender": event.sender})], answering
         if isinstance(event, UnencryptedCommand):
             return [Reply("msg:error.unencrypted")], answering
@@ -162,10 +173,37 @@ class Core:
         member = effective_member(cell, repos, event.user_id)
         if member is not None and ref.table in member.tables:
             return [], None
+        self._outsider(repos, cell, ref, event, now)
+        return [], None
+
+    def _outsider(self, repos: Repositories, cell: Cell, ref: RoomRef, event: OutsiderJoined,
+                  now: datetime) -> None:
+        """A non-roster user is in a table room: the chairs are told once per user and room
+        (a display-name or avatar change, also a join event, pings nobody), and the joins
+        of one batch in one message (spec §11): the notice waits ``OUTSIDER_BATCH`` for
+        others in a lane of its own (it holds back no reply)."""
+        told = "outsider:" + hashlib.sha256(
+            f"{event.room_id}\x00{event.user_id}".encode()).hexdigest()[:40]
+        if repos.events.is_processed(told):
+            return
+        repos.events.mark_processed(told, event.room_id, now)
         log.warning("a non-roster user joined a table room %s", event.room_id)
+        waiting = repos.events.waiting(event.room_id, "outsiders", now + OUTSIDER_MERGE_MARGIN)
+        users = [*waiting[1].get("users", []), event.user_id] if waiting else [event.user_id]
         chairs = chairs_among(table_members(cell, repos, ref.table), ref.table)
-        return [Reply("msg:members.outsider", {"user_id": event.user_id}, notify=True,
-                      mentions=chairs, in_reply=False)], None
+        reply = (Reply("msg:members.outsider", {"user_id": users[0]}, notify=True,
+                       mentions=chairs, in_reply=False) if len(users) == 1 else
+                 Reply("msg:outbox.outsiders", {"users": users}, notify=True,
+                       mentions=chairs, in_reply=False))
+        [item] = outbox_items(render, cell.language, [reply], None, event.room_id)
+        item.pop("room")
+        item.pop("kind")
+        item.update({"users": users, "lane": "outsiders"})
+        if waiting:
+            repos.events.replace_content(waiting[0], item)
+        else:
+            repos.events.enqueue(event.event_id, event.room_id, "message", item, now,
+                                 purpose="outsiders", next_try_at=now + OUTSIDER_BATCH)
 
     def _untrusted(self, cell: Cell, ref: RoomRef, event: UntrustedInput,
                    repos: Repositories, now: datetime) -> list[Output]:

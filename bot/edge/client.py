@@ -95,7 +95,8 @@ class MatrixBot:
         self.client = new_client(cfg, self.data_dir)
         self.client.add_to_device_callback(self._on_to_device, (UnknownToDeviceEvent,))
         self.held = HeldEvents(self.client, self.data_dir,
-                               self.core.config.limits.undecryptable_timeout_seconds)
+                               self.core.config.limits.undecryptable_timeout_seconds,
+                               roster_of=self.core.roster_user_ids)
         self.keys = KeySharing(self.client, self.core)
         self.outbox = OutboxSender(self.client, self.core, self.keys, self.ready, self._stop)
 
@@ -197,6 +198,7 @@ class MatrixBot:
                     await self.on_first_sync()
                 self.outbox.flush_soon()
         await self.outbox.finish()
+        await self.held.saved()
         await self.client.close()
 
     async def _sleep(self, seconds: float) -> None:
