@@ -111,11 +111,15 @@ class HeldEvents:
         self.events[event_id] = held
         self._bytes += held.size
 
-    def _drop(self, event_id: str) -> None:
+    def _drop(self, event_id: str, settled: bool = False) -> None:
+        """Forget a hold; ``settled`` (decrypted or timed out, not evicted) also ends its key
+        request, so a flood cannot cycle through new requests by evicting its own holds."""
         held = self.events.pop(event_id, None)
         if held is None:
             return
         self._bytes -= held.size
+        if not settled:
+            return
         sender, session = str(held.event.sender), str(held.event.session_id or "")
         if not any(h.event.sender == sender and h.event.session_id == session
                    for h in self.events.values()):
@@ -200,16 +204,18 @@ class HeldEvents:
             except Exception:
                 decrypted = None
             if decrypted is not None and not isinstance(decrypted, MegolmEvent):
-                self._drop(event_id)
+                self._drop(event_id, settled=True)
                 changed = True
                 decrypted.room_id = held.room_id
                 await decrypted_event(held.room_id, decrypted)
             elif not held.warned and now - held.since > self.undecryptable_timeout:
                 held.warned = True
                 changed = True
+                self.key_requests.get(str(held.event.sender), set()).discard(
+                    str(held.event.session_id or ""))  # the request timed out
                 await undecryptable(held.room_id, held.event.sender, event_id)
             elif held.warned and now - held.since > HELD_FORGET_SECONDS:
-                self._drop(event_id)
+                self._drop(event_id, settled=True)
                 changed = True
         if changed:
             self._save_soon()
