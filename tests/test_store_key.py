@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import vodozemac
-from nio.crypto import OlmAccount
+from nio.crypto import InboundGroupSession, OlmAccount, OutboundGroupSession, OutboundSession
 from nio.store import DefaultStore
 
 from bot.edge.files import write_secret
@@ -57,8 +57,22 @@ def _old_store(path: Path) -> OlmAccount:
 
 def test_a_store_pickled_with_the_default_key_is_migrated(tmp_path: Path) -> None:
     account = _old_store(tmp_path)
+    old = DefaultStore(USER, DEVICE, str(tmp_path), NIO_DEFAULT_KEY)
+    other = OlmAccount()
+    other.generate_one_time_keys(1)
+    one_time = next(iter(other.one_time_keys["curve25519"].values()))
+    olm_session = OutboundSession(account, other.identity_keys["curve25519"], one_time)
+    old.save_session(other.identity_keys["curve25519"], olm_session)
+    outbound = OutboundGroupSession()
+    group = InboundGroupSession(outbound.session_key, account.identity_keys["ed25519"],
+                                account.identity_keys["curve25519"], "!room:example.be")
+    old.save_inbound_group_session(group)
     assert migrate_store(tmp_path, USER, DEVICE, "new-key") is True
-    loaded = DefaultStore(USER, DEVICE, str(tmp_path), "new-key").load_account()
+    new = DefaultStore(USER, DEVICE, str(tmp_path), "new-key")
+    [moved] = list(new.load_sessions())
+    assert moved.id == olm_session.id
+    assert [g.id for g in new.load_inbound_group_sessions()] == [group.id]
+    loaded = new.load_account()
     assert loaded is not None
     assert loaded.identity_keys == account.identity_keys
     with pytest.raises(vodozemac.LibolmPickleException):  # the default no longer opens it
@@ -84,3 +98,13 @@ def test_secret_files_are_replaced_atomically_with_mode_0600(tmp_path: Path) -> 
     assert mode(path) == 0o600
     assert path.stat().st_ino != inode  # a new file renamed over the old one
     assert sorted(p.name for p in tmp_path.iterdir()) == ["session.json"]  # no tmp left
+
+
+def test_the_bots_client_pickles_with_the_store_key(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.edge.session import new_client
+    from tests.factories import make_config
+    monkeypatch.delenv(STORE_KEY_ENV, raising=False)
+    client = new_client(make_config("en").matrix, tmp_path)
+    assert client.config.pickle_key == (tmp_path / "store.key").read_text().strip()
+    assert client.config.pickle_key != NIO_DEFAULT_KEY
