@@ -202,6 +202,10 @@ class Core:
                           origin_room, self.clock())
 
     # ---- identities (spec §11) ------------------------------------------------------
+    def trust_generation(self) -> int:
+        """Moves whenever this process committed a roster change or an identity pin."""
+        return self.db.trust_generation
+
     def everyone_on_a_roster(self) -> set[str]:
         """Every user on the roster of any table of any cell (the trust cache follows them)."""
         users: set[str] = set()

@@ -149,6 +149,7 @@ class MatrixBot:
         token = self.core.sync_token()
         first = token is None
         delay = 1.0
+        saving: asyncio.Future[None] | None = None
         while not self._stop.is_set():
             sync = asyncio.ensure_future(
                 self.client.sync(
@@ -184,7 +185,12 @@ class MatrixBot:
                 await self._sleep(delay)
                 continue
             token = response.next_batch
-            await asyncio.to_thread(self.core.save_sync_token, token)
+            # Saved while the next sync waits: every event of this one is already decided
+            # and marked processed, so a crash before the save only re-reads events the
+            # database skips. Saves stay in order (one at a time).
+            if saving is not None:
+                await saving
+            saving = asyncio.ensure_future(asyncio.to_thread(self.core.save_sync_token, token))
             first = False
             if not self.ready.is_set():
                 await self._join_configured()
@@ -196,6 +202,8 @@ class MatrixBot:
                 if self.on_first_sync is not None:
                     await self.on_first_sync()
                 self.outbox.flush_soon()
+        if saving is not None:
+            await saving
         await self.outbox.finish()
         await self.client.close()
 
@@ -277,8 +285,6 @@ class MatrixBot:
         if isinstance(inbound, Incoming | PollAnswer):
             inbound = self._trusted(room_id, event, inbound)
         await asyncio.to_thread(self.core.decide, inbound)
-        if isinstance(inbound, Incoming):
-            self.keys.rosters_changed = True  # `members add/remove` changes who is tracked
         if not isinstance(inbound, OutsiderJoined | UnencryptedCommand | IgnoredInput):
             self.outbox.flush_soon()
 
