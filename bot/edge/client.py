@@ -73,6 +73,8 @@ FIRST_SYNC_FILTER: dict[str, Any] = {
 #: Room aliases resolved at once at start.
 RESOLVE_CONCURRENCY = 16
 GAP_PAGES = 50
+#: The sync token is saved at most this often (and after the first sync, and at stop).
+TOKEN_SAVE_S = 30.0
 
 
 @dataclass
@@ -150,6 +152,7 @@ class MatrixBot:
         first = token is None
         delay = 1.0
         saving: asyncio.Future[None] | None = None
+        saved, saved_at = token, 0.0
         while not self._stop.is_set():
             sync = asyncio.ensure_future(
                 self.client.sync(
@@ -185,12 +188,18 @@ class MatrixBot:
                 await self._sleep(delay)
                 continue
             token = response.next_batch
-            # Saved while the next sync waits: every event of this one is already decided
-            # and marked processed, so a crash before the save only re-reads events the
-            # database skips. Saves stay in order (one at a time).
-            if saving is not None:
-                await saving
-            saving = asyncio.ensure_future(asyncio.to_thread(self.core.save_sync_token, token))
+            # Every event of this sync is decided and marked processed already, so an older
+            # saved token only makes a restart read events again that the database skips:
+            # the token is saved after the first sync (history before it is never replayed),
+            # then at most every TOKEN_SAVE_S seconds and at stop — not after each sync
+            # (the bot's own echoes alone are a sync each), and while the next sync waits.
+            now = asyncio.get_running_loop().time()
+            if first or now - saved_at >= TOKEN_SAVE_S:
+                if saving is not None:
+                    await saving
+                saving = asyncio.ensure_future(
+                    asyncio.to_thread(self.core.save_sync_token, token))
+                saved, saved_at = token, now
             first = False
             if not self.ready.is_set():
                 await self._join_configured()
@@ -204,6 +213,8 @@ class MatrixBot:
                 self.outbox.flush_soon()
         if saving is not None:
             await saving
+        if token is not None and token != saved:
+            await asyncio.to_thread(self.core.save_sync_token, token)
         await self.outbox.finish()
         await self.client.close()
 
