@@ -26,6 +26,7 @@ from bot.core.app import Core
 from bot.edge.client import MatrixBot
 from bot.edge.signing_keys import CrossSigningKeys, public_b64, sign_json
 from commands.model import Table
+from storage.repositories import RosterChange
 from tests.factories import CHAIR, NOW, OUTSIDER, make_config, memory_db
 
 DATA = Path(__file__).parent / "data"
@@ -406,3 +407,25 @@ def test_only_roster_and_pin_writes_move_the_trust_generation() -> None:
         with db.reading() as repos:
             assert repos.identities.pins({CHAIR}) == {CHAIR: "a-master-key"}
         assert db.trust_generation == before + 1
+
+
+async def test_a_rooms_key_recipients_are_read_again_only_after_a_roster_change(
+        edge: MatrixBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    core = edge.core
+    reads: list[str] = []
+    of_room = core.roster_user_ids
+
+    def counted(room_id: str) -> set[str]:
+        reads.append(room_id)
+        return of_room(room_id)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(core, "roster_user_ids", counted)
+    first = await edge.keys.roster_of(OP)
+    assert await edge.keys.roster_of(OP) == first
+    assert reads == [OP]
+    with core.db.unit_of_work() as repos:  # type: ignore[attr-defined]
+        repos.roster.put(RosterChange(cell=CELL, user_id="@nieuw:example.be", role="partner",
+                                      organisation="OCMW", tables=("operational",),
+                                      removed=False), CHAIR, NOW)
+    assert "@nieuw:example.be" in await edge.keys.roster_of(OP)
+    assert reads == [OP, OP]

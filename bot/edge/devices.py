@@ -52,8 +52,9 @@ class KeySharing:
     client: AsyncClient
     core: CorePort
     trust: TrustCache = field(init=False)
-    #: Who may receive each room's keys, read once per room and flush.
+    #: Who may receive each room's keys, per room, as of ``_rosters_generation``.
     _rosters: dict[str, set[str]] = field(default_factory=dict)
+    _rosters_generation: int = -1
     #: Key queries made (one per sync at most; tests and the bench read it).
     queries: int = 0
     #: A block was announced to the chairs since the sync loop last looked.
@@ -159,6 +160,11 @@ class KeySharing:
 
     # ---- outbound -------------------------------------------------------------------------
     async def roster_of(self, room_id: str) -> set[str]:
+        """The users of a room's roster, read again only after a committed roster change."""
+        generation = self.core.trust_generation()
+        if generation != self._rosters_generation:
+            self._rosters.clear()
+            self._rosters_generation = generation
         allowed = self._rosters.get(room_id)
         if allowed is None:
             allowed = await asyncio.to_thread(self.core.roster_user_ids, room_id)
