@@ -30,6 +30,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from nio import RoomMemberEvent, RoomMessagesResponse
 
 from bot.edge.signing_keys import KEYS_FILE, CrossSigningKeys, key_id
 from demo.homeserver import Homeserver
@@ -211,3 +212,31 @@ async def test_a_device_its_owner_never_cross_signed_is_refused(world: World, no
     assert verification["cancelling_user"] == world.bot_user
     assert verification["bot_verified"] is False
     assert "sas" not in result
+
+
+async def _bot_membership_becomes(world: World, inviter: str, room_id: str, wanted: str,
+                                  timeout: float = 90) -> None:
+    client = world.members[inviter].client
+    async with asyncio.timeout(timeout):
+        while True:
+            state = await client.room_get_state_event(room_id, "m.room.member", world.bot_user)
+            if getattr(state, "content", {}).get("membership") == wanted:
+                return
+            await asyncio.sleep(0.5)
+
+
+async def test_only_a_roster_members_room_with_the_two_of_them_is_joined(world: World) -> None:
+    """Invitations from anyone else, or to a room with a third person, are declined (the
+    bot leaves) and nothing is said there."""
+    eve = await world.add_member("eve", join=False)  # on no roster
+    outsider_dm = await eve.client.room_create(is_direct=True, invite=[world.bot_user])
+    chair = world.members["chair"].client
+    crowded = await chair.room_create(is_direct=True, invite=[world.bot_user, eve.user_id])
+    for inviter, response in (("eve", outsider_dm), ("chair", crowded)):
+        room_id = str(response.room_id)
+        await _bot_membership_becomes(world, inviter, room_id, "leave")
+        history = await world.members[inviter].client.room_messages(room_id, limit=50)
+        assert isinstance(history, RoomMessagesResponse), history
+        said = [e for e in history.chunk if getattr(e, "sender", None) == world.bot_user
+                and not isinstance(e, RoomMemberEvent)]
+        assert said == []  # only its join/leave, not a word

@@ -23,7 +23,7 @@ from nio import (
     KeyVerificationEvent,
     MegolmEvent,
     MessageDirection,
-    RoomGetStateEventResponse,
+    RoomGetStateResponse,
     RoomMessagesResponse,
     RoomResolveAliasResponse,
     SyncResponse,
@@ -280,9 +280,20 @@ class MatrixBot:
             log.warning("could not join a member's direct room")
             return
         member = verdict.inviter
+        # The invitation's state shows the inviter and the bot only; the room's full state,
+        # read once joined, must too (a third person invited at creation is not in it).
+        state = await self.client.room_get_state(room_id)
+        events = state.events if isinstance(state, RoomGetStateResponse) else None
+        present = {e.get("state_key") for e in events or []
+                   if e.get("type") == "m.room.member"
+                   and (e.get("content") or {}).get("membership") in ("join", "invite", "knock")}
+        if events is None or not only_the_two(present, self.client.user_id, member):
+            log.info("left an invited room: %s", "its state could not be read"
+                     if events is None else "it holds someone else")
+            await self.client.room_leave(room_id)
+            return
         self.core.direct_users[room_id] = member
-        encryption = await self.client.room_get_state_event(room_id, "m.room.encryption")
-        if isinstance(encryption, RoomGetStateEventResponse) and encryption.content:
+        if any(e.get("type") == "m.room.encryption" and e.get("content") for e in events):
             # Fiches go only to an encrypted room; verification works in any.
             for cell in await asyncio.to_thread(self.core.cells_of, member):
                 await asyncio.to_thread(self.core.set_direct_room, cell, member, room_id)
