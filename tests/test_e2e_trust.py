@@ -8,6 +8,7 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
+from nio import ForwardedRoomKeyEvent, RoomKeyEvent
 from nio.api import Api
 
 from demo.homeserver import Homeserver
@@ -217,4 +218,89 @@ async def test_an_identity_reset_blocks_until_the_chair_trusts_the_shown_key(
         again = await world.ask("ocmw", "operational", "!members")
         assert again.decrypted
     finally:
+        await world.close()
+
+
+async def test_a_forged_sender_session_mismatch_is_not_obeyed(
+        synapse: Homeserver, tmp_path: Path) -> None:
+    """Another roster member's Megolm ciphertext (a session the bot holds, from her trusted
+    device) sent under the chair's account: it decrypts, but its session is not the chair's,
+    so the chair-only command must not run. The chair's own command is the positive control."""
+    world = await make_world(synapse, tmp_path)
+    try:
+        assert world.bot is not None
+        chair, ocmw = world.members["chair"], world.members["ocmw"]
+        room = world.rooms["operational"]
+        await world.ask("chair", "operational", "!ack")
+        # ocmw's client shares her outbound session with the bot, which then decrypts her.
+        assert (await world.ask("ocmw", "operational", "!members")).decrypted
+        spy = synapse.user_id(f"{world.prefix}spy")
+        command = f"!members add {spy} information_officer Politie"
+        _, forged = ocmw.client.encrypt(room, "m.room.message",
+                                        {"msgtype": "m.text", "body": command})
+        assert forged["device_id"] == ocmw.client.device_id  # her session, her device
+        gated = world.bot.log().count("did not act on a")
+        method, path, data = Api.room_send(chair.client.access_token, room,
+                                           "m.room.encrypted", forged, str(uuid4()))
+        response = await chair.client.send(method, path, data)  # the CHAIR's token
+        assert response.status == 200
+        forged_id = (await response.json())["event_id"]
+        # The bot decrypted it (ocmw's session) and the gate refused it.
+        await world.bot.wait_line("did not act on a", timeout=90, after=gated)
+        assert "not from a trusted device" in world.bot.log()
+        roster = await world.ask("chair", "operational", "!members")
+        assert roster.decrypted
+        assert spy not in roster.body
+        answers = [s for s in chair.seen if s.in_reply_to == forged_id]
+        assert not any("roster" in s.body for s in answers), [s.body for s in answers]
+        # Positive control: the same command from the chair's own device is obeyed.
+        added = await world.ask("chair", "operational", command)
+        assert "now on the roster" in added.body
+        roster = await world.ask("chair", "operational", "!members")
+        assert spy in roster.body
+    finally:
+        await world.close()
+
+
+async def test_a_second_device_of_the_bots_own_account_receives_no_room_key(
+        synapse: Homeserver, tmp_path: Path) -> None:
+    world = await make_world(synapse, tmp_path)
+    second: MemberClient | None = None
+    try:
+        ocmw = world.members["ocmw"]
+        await world.ask("chair", "operational", "!ack")
+        # Logged in with the bot's own password, in a store of its own: same account.
+        second = MemberClient(synapse.url, world.bot_user, PASSWORD,
+                              world.base / "bot-second-device")
+        room_keys: list[tuple[str, str]] = []
+
+        def on_key(event: RoomKeyEvent | ForwardedRoomKeyEvent) -> None:
+            room_keys.append((event.sender, event.room_id))
+
+        second.client.add_to_device_callback(on_key, (RoomKeyEvent, ForwardedRoomKeyEvent))
+        await second.login(cross_sign=False, device_name="a second bot device")
+        assert second.client.device_id != json.loads(
+            (world.base / "data" / "session.json").read_text())["device_id"]
+        await second.start()
+        for room in world.rooms.values():  # the account is in the table rooms already
+            assert room in second.client.rooms
+        await asyncio.sleep(3)  # the bot learns of the device through device_lists
+        # The bot's messages from now on: the members read them, the second device cannot.
+        replies = [await world.ask("chair", "operational", "!members"),
+                   await world.ask("ocmw", "operational", "!help"),
+                   await world.ask("chair", "strategic", "!ack")]
+        assert all(r.decrypted for r in replies)
+        await asyncio.sleep(3)  # a late to-device message would arrive meanwhile
+        for reply in replies:
+            seen = [s for s in second.seen if s.event_id == reply.event_id]
+            assert seen, reply.body  # the event reached the second device ...
+            assert not any(s.decrypted for s in seen)  # ... which could not read it
+        from_bot = [s for s in second.seen if s.sender == world.bot_user]
+        assert from_bot
+        assert not any(s.decrypted for s in from_bot)
+        assert not [key for key in room_keys if key[0] == world.bot_user], room_keys
+        assert ocmw.user_id in replies[0].body
+    finally:
+        if second is not None:
+            await second.stop()
         await world.close()
