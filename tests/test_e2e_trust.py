@@ -316,6 +316,10 @@ async def test_a_second_device_of_the_bots_own_account_receives_no_room_key(
         assert from_bot
         assert not any(s.decrypted for s in from_bot)
         assert not [key for key in room_keys if key[0] == world.bot_user], room_keys
+        bot_device = json.loads((world.base / "data" / "session.json").read_text())["device_id"]
+        bot_key = ocmw.client.device_store[world.bot_user][bot_device].curve25519
+        assert second.client.olm is not None
+        assert not [s for s in second.client.olm.inbound_group_store if s.sender_key == bot_key]
         assert ocmw.user_id in replies[0].body
     finally:
         if second is not None:
