@@ -63,7 +63,7 @@ async def login(
         if not who.device_id:
             raise StartupError(
                 "the access token has no device: issue a token with a device id (MAS: "
-                "mas-cli manage issue-compatibility-token <user> --device-id <ID>)"
+                "mas-cli manage issue-compatibility-token <user> <DEVICE_ID>)"
             )
         client.restore_login(cfg.user_id, who.device_id, cfg.access_token)
         save_session(data_dir, cfg.user_id, who.device_id, cfg.access_token)
