@@ -127,3 +127,19 @@ def test_the_recovery_key_from_the_environment_is_masked_in_logs(
         assert "masked" in (config.matrix.data_dir / "livcr.log").read_text()
     finally:
         logging.getLogger().handlers.clear()
+
+
+async def test_restore_after_a_run_on_the_new_machine_says_what_to_clean(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = config_in(tmp_path)
+    data_dir = config.matrix.data_dir
+    (data_dir / "crypto").mkdir(parents=True)
+    (data_dir / "crypto" / "store.db").write_text("")
+    (data_dir / "session.json").write_text("{}")
+    key = secret_storage.encode_recovery_key(secret_storage.generate_key())
+    assert await cli.restore(config, key) == 2
+    err = capsys.readouterr().err
+    assert "session.json, crypto/" in err
+    assert "sign that device out and empty the directory" in err
+    assert (data_dir / "session.json").read_text() == "{}"

@@ -146,8 +146,12 @@ async def restore(config: Config, recovery_key: str) -> int:
     if crypto.exists() and any(crypto.iterdir()):
         present.append("crypto/")
     if present:
+        hint = ""
+        if KEYS_FILE not in present:
+            hint = (" (if `livcr run` made them on this machine before the restore: sign that "
+                    "device out and empty the directory)")
         print(f"restore refused: {data_dir} already holds {', '.join(present)}; restore "
-              "brings the identity to a new machine, into an empty data directory",
+              f"brings the identity to a new machine, into an empty data directory{hint}",
               file=sys.stderr)
         return 2
     if not recovery_key.strip():
