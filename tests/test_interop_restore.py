@@ -14,6 +14,10 @@ A roster member (``clb``, a js-sdk device that creates clb's identity) runs in E
    device cross-signed and verified, and its next command is answered by the new device with
    no warning.
 
+The same run in Element's "exclude insecure devices" mode (``OnlySignedDevicesIsolationMode``,
+MSC4153), without verifying the bot: after the restore the new device is signed by the same
+identity, so that member keeps working too, with no identity-change warning.
+
 Node set-up as in ``tests/test_interop_element.py`` (its ``node`` fixture).
 """
 
@@ -54,9 +58,10 @@ async def _restore(world: World, recovery_key: str) -> str:
     return session_of(data_dir)["device_id"]
 
 
-async def _drive(world: World, node_bin: str, recovery_key: str,
-                 log: Path) -> tuple[list[dict[str, Any]], str]:
+async def _drive(world: World, node_bin: str, recovery_key: str, log: Path,
+                 mode: str) -> tuple[list[dict[str, Any]], str]:
     env = {
+        "INTEROP_MODE": mode,
         **os.environ,
         "INTEROP_HOMESERVER": world.hs.url,
         "INTEROP_USER": world.uid("clb"),
@@ -105,38 +110,45 @@ def _logs(world: World, log: Path) -> str:
     return f"--- Node client (stderr) ---\n{tail}\n--- bot ---\n{bot}"
 
 
-def _check(lines: list[dict[str, Any]], old_device: str, new_device: str, master: str) -> None:
-    assert [line["stage"] for line in lines] == [
-        "ready", "unverified", "verified", "reply", "restore-wanted", "reply",
-    ]
-    ready, unverified, verified, before, _, after = lines
-    assert ready["blacklist_unverified"] is True
+def _check(lines: list[dict[str, Any]], old_device: str, new_device: str, master: str,
+           mode: str) -> None:
+    blacklist = mode == "blacklist"
+    stages = ["ready", "unverified", "verified"] if blacklist else ["ready"]
+    assert [line["stage"] for line in lines] == [*stages, "reply", "restore-wanted", "reply"]
+    ready, before, after = lines[0], lines[-3], lines[-1]
     assert ready["cross_signing_ready"] is True
-    # The mode is in force: unverified, the bot could not read the command.
-    assert "could not decrypt" in unverified["body"]
-    assert verified["master_key"] == master
+    if blacklist:
+        unverified, verified = lines[1], lines[2]
+        assert ready["blacklist_unverified"] is True
+        assert ready["isolation_mode"] == "AllDevicesIsolationMode"
+        # The mode is in force: unverified, the bot could not read the command.
+        assert "could not decrypt" in unverified["body"]
+        assert verified["master_key"] == master
+    else:
+        assert ready["isolation_mode"] == "OnlySignedDevicesIsolationMode"
     assert before["in_reply_to"] is True
     assert "acknowledgement" in before["body"]
     assert before["sender_device"] == old_device
-    # After the restore: the same master key, no identity change, a new verified device.
+    # After the restore: the same master key, no identity change, a new device signed by it.
     assert new_device != old_device
     assert after["in_reply_to"] is True
     assert "`!members`" in after["body"]
     assert after["sender_device"] == new_device
     for reply in (before, after):
         assert reply["master_key"] == master
-        assert reply["identity_verified"] is True
-        assert reply["identity_was_verified"] is True
         assert reply["identity_needs_approval"] is False
+        assert reply["identity_verified"] is blacklist  # verified only where the member did
+        assert reply["identity_was_verified"] is blacklist
         assert reply["sender_device_signed_by_owner"] is True
-        assert reply["sender_device_cross_signing_verified"] is True
-        assert reply["sender_device_verified"] is True
+        assert reply["sender_device_cross_signing_verified"] is blacklist
+        assert reply["sender_device_verified"] is blacklist
         assert reply["shield_colour"] == "NONE", reply
         assert reply["shield_reason"] is None, reply
 
 
+@pytest.mark.parametrize("mode", ["blacklist", "only-signed"])
 async def test_element_sees_no_identity_change_after_livcr_restore(
-    synapse: Homeserver, tmp_path: Path, node: str  # noqa: F811
+    synapse: Homeserver, tmp_path: Path, node: str, mode: str  # noqa: F811
 ) -> None:
     world = await new_world(synapse, tmp_path, not_cross_signed=("clb",))
     try:
@@ -145,10 +157,10 @@ async def test_element_sees_no_identity_change_after_livcr_restore(
         old_device = session_of(data_dir)["device_id"]
         master = json.loads((data_dir / "cross_signing.json").read_text())["master_public"]
         log = tmp_path / "restore_client.log"
-        lines, new_device = await _drive(world, node, recovery_key, log)
+        lines, new_device = await _drive(world, node, recovery_key, log, mode)
         print("\n".join(json.dumps(line) for line in lines))
         try:
-            _check(lines, old_device, new_device, master)
+            _check(lines, old_device, new_device, master, mode)
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{lines}\n{_logs(world, log)}") from None
     finally:

@@ -6,7 +6,10 @@
 //
 // Driven by tests/test_interop_restore.py. Configuration from the environment:
 //   INTEROP_HOMESERVER, INTEROP_USER, INTEROP_PASSWORD, INTEROP_ROOM, INTEROP_BOT,
-//   INTEROP_TIMEOUT_MS (per-step timeout), INTEROP_LOG_LEVEL (matrix-js-sdk, to stderr)
+//   INTEROP_TIMEOUT_MS (per-step timeout), INTEROP_LOG_LEVEL (matrix-js-sdk, to stderr),
+//   INTEROP_MODE: "blacklist" (default, above) or "only-signed": Element's "exclude insecure
+//   devices" (OnlySignedDevicesIsolationMode, MSC4153) instead, without verifying the bot
+//   (no "unverified" and "verified" stages then).
 //
 // Protocol: one JSON object per line on stdout, each with a "stage":
 //   {"stage":"ready", ...}           logged in, cross-signed, blacklist mode on, in the room
@@ -46,7 +49,9 @@ const cryptoApi = await import("matrix-js-sdk/lib/crypto-api/index.js");
 const { logger } = await import("matrix-js-sdk/lib/logger.js");
 const wasm = await import("@matrix-org/matrix-sdk-crypto-wasm");
 const { ClientEvent, MatrixEventEvent, RoomEvent, createClient } = sdk;
-const { AllDevicesIsolationMode, EventShieldColour, EventShieldReason } = cryptoApi;
+const {
+    AllDevicesIsolationMode, EventShieldColour, EventShieldReason, OnlySignedDevicesIsolationMode,
+} = cryptoApi;
 
 const env = process.env;
 function emit(obj) {
@@ -65,6 +70,7 @@ const password = need("INTEROP_PASSWORD");
 const roomId = need("INTEROP_ROOM");
 const botId = need("INTEROP_BOT");
 const stepTimeout = Number(env.INTEROP_TIMEOUT_MS || 90000);
+const onlySigned = env.INTEROP_MODE === "only-signed";
 logger.setLevel(env.INTEROP_LOG_LEVEL || "info");
 
 class Timeout extends Error {}
@@ -101,8 +107,13 @@ async function main() {
     const crypto = client.getCrypto();
     // "Never send encrypted messages to unverified sessions": room keys only for devices
     // that are verified (here: cross-signed by an identity this user verified).
-    crypto.setDeviceIsolationMode(new AllDevicesIsolationMode(false));
-    crypto.globalBlacklistUnverifiedDevices = true;
+    if (onlySigned) {
+        // Element's "exclude insecure devices" (MSC4153): only devices their owner signed.
+        crypto.setDeviceIsolationMode(new OnlySignedDevicesIsolationMode());
+    } else {
+        crypto.setDeviceIsolationMode(new AllDevicesIsolationMode(false));
+        crypto.globalBlacklistUnverifiedDevices = true;
+    }
 
     const prepared = new Promise((resolve) => {
         const onSync = (state) => {
@@ -154,6 +165,8 @@ async function main() {
     await within(inRoom(), "joining the room");
     emit({ stage: "ready", device_id: client.getDeviceId(),
            blacklist_unverified: crypto.globalBlacklistUnverifiedDevices,
+           isolation_mode: onlySigned ? "OnlySignedDevicesIsolationMode"
+               : "AllDevicesIsolationMode",
            cross_signing_ready: await crypto.isCrossSigningReady() });
 
     // The bot's event that answers `target` (a reply to it, or any notice when `anyNotice`).
@@ -217,27 +230,29 @@ async function main() {
         };
     };
 
-    // ---- negative control: before the member verified the bot, its keys are withheld ----
-    await crypto.getUserDeviceInfo([botId], true);
-    const unverified = await answer(
-        "!ack",
-        (ev) => (ev.getContent().body ?? "").includes("could not decrypt"),
-        "the bot's 'could not decrypt' notice",
-    );
-    emit({ stage: "unverified", body: unverified.ev.getContent().body,
-           replied: replyTo(unverified.ev, unverified.target) });
+    if (!onlySigned) {
+        // ---- negative control: before the member verified the bot, its keys are withheld ----
+        await crypto.getUserDeviceInfo([botId], true);
+        const unverified = await answer(
+            "!ack",
+            (ev) => (ev.getContent().body ?? "").includes("could not decrypt"),
+            "the bot's 'could not decrypt' notice",
+        );
+        emit({ stage: "unverified", body: unverified.ev.getContent().body,
+               replied: replyTo(unverified.ev, unverified.target) });
 
-    // ---- the member verifies the bot's identity (as after emoji verification) ----------
-    const identity = await crypto.olmMachine.getIdentity(new wasm.UserId(botId));
-    if (!identity) throw new Error("no cross-signing identity for the bot");
-    const request = await identity.verify(); // signs its master key with our user-signing key
-    identity.free();
-    await crypto.outgoingRequestProcessor.makeOutgoingRequest(request);
-    for (;;) {
-        if ((await crypto.getUserVerificationStatus(botId)).isCrossSigningVerified()) break;
-        await sleep(200);
+        // ---- the member verifies the bot's identity (as after emoji verification) ----------
+        const identity = await crypto.olmMachine.getIdentity(new wasm.UserId(botId));
+        if (!identity) throw new Error("no cross-signing identity for the bot");
+        const request = await identity.verify(); // signs its master key with our user-signing key
+        identity.free();
+        await crypto.outgoingRequestProcessor.makeOutgoingRequest(request);
+        for (;;) {
+            if ((await crypto.getUserVerificationStatus(botId)).isCrossSigningVerified()) break;
+            await sleep(200);
+        }
+        emit({ stage: "verified", master_key: await masterKey() });
     }
-    emit({ stage: "verified", master_key: await masterKey() });
     const before = await answer("!ack", replyTo, "the bot's reply to !ack");
     emit(await describe("!ack", before.ev, before.target));
 
