@@ -238,3 +238,49 @@ async def test_the_bot_runs_with_only_an_access_token(
         assert token not in everything + world.bot.log()
     finally:
         await world.close()
+
+
+async def test_setup_with_only_an_access_token_publishes_and_stores_the_identity(
+    synapse: Homeserver, tmp_path: Path
+) -> None:
+    """The first setup on a homeserver behind MAS: no password to answer interactive auth;
+    the first upload of cross-signing keys needs none, and secret storage needs none."""
+    prefix = f"t{uuid.uuid4().hex[:6]}"
+    world = World(hs=synapse, base=tmp_path / prefix, prefix=prefix)
+    (world.base / "db").mkdir(parents=True)
+    world.database_url = "sqlite:///" + str(world.base / "db" / "livcr.db")
+    world.bot_user = await synapse.register(f"{prefix}bot", PASSWORD)
+    token = await password_login(synapse, world.bot_user, "MASDEVICE")
+    world.config_path = world.base / "config.toml"
+    world.config_path.write_text(world.config_text())
+    rc, out = await livcr(world, "setup", LIVCR_MATRIX_ACCESS_TOKEN=token)
+    assert rc == 0, out
+    (recovery_key,) = RECOVERY_KEY_LINE.findall(out)
+    data_dir = world.base / "data"
+    assert session_of(data_dir)["device_id"] == "MASDEVICE"
+    identity = json.loads((data_dir / "cross_signing.json").read_text())
+    answer = await query_keys(synapse.url, token, world.bot_user)
+    assert check_chain(answer, world.bot_user, "MASDEVICE", owner=True) == (
+        identity["master_public"])
+    secrets = await stored_secrets(world, token, recovery_key)
+    assert secrets["m.cross_signing.master"] == identity["master"]
+    assert token not in out
+
+    # The machine is lost; the operator issues a new token for a new device and restores.
+    shutil.move(data_dir, world.base / "lost")
+    token2 = await password_login(synapse, world.bot_user, "MASDEVICE2")
+    other = secret_storage.encode_recovery_key(secret_storage.generate_key())
+    rc, out = await livcr(world, "restore", LIVCR_MATRIX_ACCESS_TOKEN=token2,
+                          LIVCR_RECOVERY_KEY=other)
+    assert rc == 1, out
+    assert not data_dir.exists() or not any(data_dir.iterdir())
+    # A configured token is not logged out on failure: it is the operator's to keep.
+    assert "MASDEVICE2" in await devices(synapse, token2)
+    rc, out = await livcr(world, "restore", LIVCR_MATRIX_ACCESS_TOKEN=token2,
+                          LIVCR_RECOVERY_KEY="".join(recovery_key.split()))
+    assert rc == 0, out
+    assert session_of(data_dir)["device_id"] == "MASDEVICE2"
+    answer = await query_keys(synapse.url, token2, world.bot_user)
+    assert check_chain(answer, world.bot_user, "MASDEVICE2", owner=True) == (
+        identity["master_public"])
+    assert token2 not in out
