@@ -69,6 +69,16 @@ async def account_data(hs: Homeserver, token: str, user_id: str, kind: str) -> A
         return await resp.json() if resp.status == 200 else None
 
 
+async def put_account_data(hs: Homeserver, token: str, user_id: str, kind: str,
+                           content: dict[str, Any]) -> None:
+    url = f"{hs.url}/_matrix/client/v3/user/{user_id}/account_data/{kind}"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.put(url, json=content, headers={"Authorization": f"Bearer {token}"}) as resp,
+    ):
+        assert resp.status == 200
+
+
 async def devices(hs: Homeserver, token: str) -> set[str]:
     async with (
         aiohttp.ClientSession() as session,
@@ -253,6 +263,16 @@ async def test_setup_with_only_an_access_token_publishes_and_stores_the_identity
     token = await password_login(synapse, world.bot_user, "MASDEVICE")
     world.config_path = world.base / "config.toml"
     world.config_path.write_text(world.config_text())
+    # Someone else's secret storage on the account (Element's "set up recovery"): setup does
+    # not replace it, still sets up the rooms, and says so with a non-zero status.
+    await put_account_data(synapse, token, world.bot_user, secret_storage.DEFAULT_KEY_TYPE,
+                           {"key": "elementkey"})
+    rc, out = await livcr(world, "setup", LIVCR_MATRIX_ACCESS_TOKEN=token)
+    assert rc == 1, out
+    assert "secret storage: NOT stored: the account already has a default secret" in out
+    assert ": !" in out  # the rooms' lines
+    assert not RECOVERY_KEY_LINE.search(out)
+    await put_account_data(synapse, token, world.bot_user, secret_storage.DEFAULT_KEY_TYPE, {})
     rc, out = await livcr(world, "setup", LIVCR_MATRIX_ACCESS_TOKEN=token)
     assert rc == 0, out
     (recovery_key,) = RECOVERY_KEY_LINE.findall(out)

@@ -84,22 +84,30 @@ async def setup(config: Config) -> int:
     from bot.core.service import Service
     from bot.edge.cross_signing import store_identity
     from bot.edge.rooms import setup_rooms
+    from bot.edge.signing_keys import CrossSigningError
 
     service = Service(config)
     await service.bot.login()
+    status = 0
     try:
-        stored = await store_identity(service.bot.client, config.matrix.data_dir)
-        if stored.recovery_key is None:
-            print(f"secret storage: {stored.already}")
+        try:
+            stored = await store_identity(service.bot.client, config.matrix.data_dir)
+        except CrossSigningError as exc:
+            # The rooms are still set up; the exit status tells that recovery is not ready.
+            print(f"secret storage: NOT stored: {exc}", file=sys.stderr)
+            status = 1
         else:
-            print_recovery_key(stored.recovery_key)
+            if stored.recovery_key is None:
+                print(f"secret storage: {stored.already}")
+            else:
+                print_recovery_key(stored.recovery_key)
         for result in await setup_rooms(service.bot.client, config, render):
             state = "created" if result.created else "checked"
             print(f"{result.cell}/{result.table.value}: {result.room_id} {state}, "
                   f"{len(result.invited)} invited")
     finally:
         await service.bot.client.close()
-    return 0
+    return status
 
 
 def print_recovery_key(recovery_key: str) -> None:

@@ -453,8 +453,8 @@ async def store_identity(client: nio.AsyncClient, data_dir: Path) -> Stored:
             if await _stored_under_default(api) is not None:
                 return Stored(None, "already stored (the recovery key is not shown again)")
             if keys is None or not keys.uploaded:
-                return Stored(None, "not stored: the cross-signing identity is not published "
-                              "yet (see the warning above)")
+                raise CrossSigningError(
+                    "the cross-signing identity is not published yet (see the warning above)")
             answer = await api.query_own()
             server_master = (answer.get("master_keys") or {}).get(user_id)
             if not server_master or _master_pub(server_master) != public_b64(keys.master):
