@@ -42,8 +42,14 @@ def new_client(cfg: MatrixConfig, data_dir: Path) -> AsyncClient:
     )
 
 
-async def login(client: AsyncClient, cfg: MatrixConfig, data_dir: Path) -> None:
-    """One device for life: the saved session, else the access token, else a password login."""
+async def login(
+    client: AsyncClient, cfg: MatrixConfig, data_dir: Path, *, cross_sign: bool = True
+) -> None:
+    """One device for life: the saved session, else the access token, else a password login.
+
+    With an access token (homeservers behind the Matrix Authentication Service, where
+    password login is refused) ``whoami`` tells the device the token belongs to.
+    ``cross_sign=False`` skips the cross-signing check (``livcr restore`` does it itself)."""
     session_path = data_dir / SESSION_FILE
     if session_path.exists():
         saved = json.loads(session_path.read_text())
@@ -54,8 +60,17 @@ async def login(client: AsyncClient, cfg: MatrixConfig, data_dir: Path) -> None:
     elif cfg.access_token:
         client.access_token = cfg.access_token
         who = await client.whoami()
-        if not isinstance(who, WhoamiResponse) or not who.device_id:
+        if not isinstance(who, WhoamiResponse):
             raise StartupError("the access token was refused by the homeserver")
+        if who.user_id != cfg.user_id:
+            raise StartupError(
+                f"the access token belongs to {who.user_id}, not to matrix.user_id {cfg.user_id}"
+            )
+        if not who.device_id:
+            raise StartupError(
+                "the access token has no device: issue a token with a device id (MAS: "
+                "mas-cli manage issue-compatibility-token <user> <DEVICE_ID>)"
+            )
         _migrate_store(client, data_dir, cfg.user_id, who.device_id)
         client.restore_login(cfg.user_id, who.device_id, cfg.access_token)
         save_session(data_dir, cfg.user_id, who.device_id, cfg.access_token)
@@ -66,7 +81,8 @@ async def login(client: AsyncClient, cfg: MatrixConfig, data_dir: Path) -> None:
         save_session(data_dir, cfg.user_id, response.device_id, response.access_token)
     if client.should_upload_keys:
         await client.keys_upload()
-    await ensure_cross_signing(client, data_dir, cfg.password)
+    if cross_sign:
+        await ensure_cross_signing(client, data_dir, cfg.password)
     protect_tree(data_dir)
     log.info("logged in as device %s", client.device_id)
 
