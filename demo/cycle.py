@@ -113,8 +113,9 @@ async def _play(step: Step, clients: dict[str, MemberClient], rooms: dict[str, s
             first = await client.reply_to(event_id, bot, timeout=30)
             await asyncio.sleep(0.3)  # a command may produce more than one message
             step.result = collected(first)
-            # Announcements and attachments follow the reply: wait for them a little.
-            deadline = asyncio.get_running_loop().time() + (10 if step.also else 0)
+            # Announcements, attachments and delivery reports follow the reply (a fiche is
+            # reported once its direct room exists and it went out): wait for them.
+            deadline = asyncio.get_running_loop().time() + (45 if step.also else 0)
             while not step.expect(step.result) and (
                     asyncio.get_running_loop().time() < deadline):
                 await asyncio.sleep(0.2)
