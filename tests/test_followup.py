@@ -547,3 +547,22 @@ def test_existing_dossiers_keep_their_values_through_the_migration() -> None:
         stat = conn.execute(sa.text("SELECT phenomenon, ideology, minor FROM statistic")).one()
         assert tuple(stat) == ("early", "", "")
     engine.dispose()
+
+
+@pytest.mark.parametrize("today", [
+    datetime(2026, 11, 24, 9, tzinfo=UTC),  # a Tuesday, the meeting day
+    datetime(2026, 11, 30, 9, tzinfo=UTC),  # the Monday before the meeting
+    datetime(2026, 11, 28, 9, tzinfo=UTC),  # a Saturday
+    datetime(2026, 12, 24, 9, tzinfo=UTC),  # before Christmas
+    datetime(2026, 3, 28, 23, tzinfo=UTC),  # the spring DST night (Sunday 01:00 in Brussels)
+])
+def test_the_demos_action_is_overdue_by_the_next_meeting(today: datetime) -> None:
+    from demo.scenario import overdue_by_next_meeting
+
+    with harness(today) as h:
+        code = h.signal()
+        h.say(f"!case flag {code} problematic")  # weekly: the next meeting is days away
+        due = overdue_by_next_meeting(h.core)
+        assert due >= today.astimezone(BRUSSELS).date()
+        ref = add_action(h, code, due=due.isoformat())
+        assert f"Overdue actions: {ref}" in say(h, "!agenda")
