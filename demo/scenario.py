@@ -99,14 +99,22 @@ def free_day(core: Core, table: Table = Table.OPERATIONAL) -> date:
 ACTION_DUE = "action_due"
 
 
-def overdue_by_next_meeting(core: Core, table: Table = Table.OPERATIONAL) -> date:
-    """A due date from today on (the bot refuses past ones) that is past by the next planned
-    meeting, so the action shows as overdue on that meeting's agenda: today, when today (or
-    the working day a weekend or holiday moves it to) comes before that meeting.
+def due_before(today: date, meeting_day: date) -> date:
+    """A due date from ``today`` on (the bot refuses past ones) that has passed by
+    ``meeting_day``, weekends and holidays counting as the next working day.
 
     No such date exists when only a weekend and a holiday lie between today and the meeting
     (Easter weekend before a Tuesday meeting): then it is the last day before the meeting, and
-    the demo's overdue step fails rather than pretend."""
+    the overdue check fails rather than pretend."""
+    day = today
+    while day + timedelta(days=1) < meeting_day and next_working_day(day) >= meeting_day:
+        day += timedelta(days=1)
+    return day
+
+
+def overdue_by_next_meeting(core: Core, table: Table = Table.OPERATIONAL) -> date:
+    """:func:`due_before` the table's next planned meeting (today when none is planned), so
+    the demo's action shows as overdue on that meeting's agenda."""
     cell = core.config.cells[0]
     now = core.clock()
     today = now.astimezone(cell.tz).date()
@@ -115,11 +123,7 @@ def overdue_by_next_meeting(core: Core, table: Table = Table.OPERATIONAL) -> dat
             cell.id, table.value, [PLANNED]) if m.starts_at > now)
     if not planned:
         return today
-    meeting_day = planned[0].astimezone(cell.tz).date()
-    day = today
-    while day + timedelta(days=1) < meeting_day and next_working_day(day) >= meeting_day:
-        day += timedelta(days=1)
-    return day
+    return due_before(today, planned[0].astimezone(cell.tz).date())
 
 
 def scenario() -> list[Step]:
