@@ -101,15 +101,8 @@ ACTION_DUE = "action_due"
 
 def due_before(today: date, meeting_day: date) -> date:
     """A due date from ``today`` on (the bot refuses past ones) that has passed by
-    ``meeting_day``, weekends and holidays counting as the next working day.
-
-    No such date exists when only a weekend and a holiday lie between today and the meeting
-    (Easter weekend before a Tuesday meeting): then it is the last day before the meeting, and
-    the overdue check fails rather than pretend."""
-    day = today
-    while day + timedelta(days=1) < meeting_day and next_working_day(day) >= meeting_day:
-        day += timedelta(days=1)
-    return day
+    ``meeting_day``: today itself, whenever the meeting is on a later day."""
+    return min(today, meeting_day - timedelta(days=1)) if meeting_day > today else today
 
 
 def overdue_by_next_meeting(core: Core, table: Table = Table.OPERATIONAL) -> date:

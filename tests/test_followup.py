@@ -17,9 +17,9 @@ from bot.config import ConfigError, parse_config
 from bot.core.jobs import Jobs
 from commands.actions.rules import (
     ActionStatus,
-    effective_due,
     is_overdue,
     may_change,
+    on_a_day_off,
     overdue_on,
     owner_organisation,
     parse_ref,
@@ -123,13 +123,15 @@ def test_who_may_change_an_action_is_the_chair_or_the_owning_organisation() -> N
     assert owner_organisation("VDAB", [chair, ocmw, clb]) is None
 
 
-def test_a_due_date_on_a_holiday_or_weekend_falls_to_the_next_working_day() -> None:
+def test_holidays_and_weekends_do_not_stop_the_clock_of_an_action() -> None:
     christmas = date(2026, 12, 25)  # a Friday and a public holiday
-    assert effective_due(christmas) == date(2026, 12, 28)  # Monday
-    assert not overdue_on("open", christmas, date(2026, 12, 26))
-    assert not overdue_on("open", christmas, date(2026, 12, 28))
-    assert overdue_on("open", christmas, date(2026, 12, 29))
-    assert effective_due(date(2026, 12, 1)) == date(2026, 12, 1)  # a plain Tuesday
+    assert on_a_day_off(christmas)
+    assert on_a_day_off(date(2026, 12, 26))  # a Saturday
+    assert not on_a_day_off(date(2026, 12, 1))  # a plain Tuesday
+    assert not overdue_on("open", christmas, christmas)
+    assert overdue_on("open", christmas, date(2026, 12, 26))  # overdue over the weekend
+    due = date(2026, 12, 24)  # the day before the holiday weekend
+    assert all(overdue_on("open", due, date(2026, 12, d)) for d in (25, 26, 27, 28))
     assert not overdue_on("done", christmas, date(2027, 1, 30))  # closed: never overdue
 
 
@@ -149,7 +151,7 @@ def test_actions_are_numbered_per_dossier_and_listed(h: Harness) -> None:
     code = h.signal()
     first = add_action(h, code)
     reply = say(h, f'!action add {code} owner=clb due=2026-12-25 "Huisbezoek plannen"', SCHOOL)
-    assert "due 2026-12-25 (not a working day: due 2026-12-28)" in reply
+    assert "due 2026-12-25 (note: a weekend day or a Belgian public holiday)" in reply
     second = f"{code}/2"
     assert (first, second) == (f"{code}/1", f"{code}/2")
     listing = say(h, f"!action list {code}")
@@ -555,6 +557,8 @@ def test_existing_dossiers_keep_their_values_through_the_migration() -> None:
     datetime(2026, 11, 28, 9, tzinfo=UTC),  # a Saturday
     datetime(2026, 12, 24, 9, tzinfo=UTC),  # before Christmas
     datetime(2026, 3, 28, 23, tzinfo=UTC),  # the spring DST night (Sunday 01:00 in Brussels)
+    datetime(2027, 3, 28, 0, 58, tzinfo=UTC),  # Easter Sunday 2027, before Easter Monday
+    datetime(2027, 10, 31, 0, 58, tzinfo=UTC),  # the autumn DST night, before All Saints' Day
 ])
 def test_the_demos_action_is_overdue_by_the_next_meeting(today: datetime) -> None:
     from demo.scenario import overdue_by_next_meeting

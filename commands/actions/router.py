@@ -15,10 +15,10 @@ from commands.actions.rules import (
     MAX_AHEAD,
     MAX_DESCRIPTION,
     ActionStatus,
-    effective_due,
     is_overdue,
     local_today,
     may_change,
+    on_a_day_off,
     owner_organisation,
     parse_due,
     parse_ref,
@@ -40,7 +40,7 @@ def action_row(ctx: CommandContext, action: ActionRecord, *, text: bool) -> dict
         "ref": action.ref, "owner": action.owner, "due": action.due.isoformat(),
         "status": action.status,
         "overdue": is_overdue(action.status, action.due, ctx.now, ctx.cell.tz),
-        "moved": effective_due(action.due) != action.due,
+        "day_off": on_a_day_off(action.due),
     }
     if text:
         row["description"] = action.description
@@ -88,8 +88,7 @@ def action_add(ctx: CommandContext, args: Args) -> Sequence[Output]:
                            meeting_id=meeting.id if meeting else None)
     return [Reply("msg:action.added", {"ref": action.ref, "owner": owner,
                                        "due": due.isoformat(),
-                                       "effective": effective_due(due).isoformat(),
-                                       "moved": effective_due(due) != due})]
+                                       "day_off": on_a_day_off(due)})]
 
 
 @router.command("action", sub="list", who=Who.OPERATIONAL_MEMBER, tables=OPERATIONAL,

@@ -1,9 +1,10 @@
 """The pure rules of actions (spec §13): statuses, who may change one, when one is overdue.
 
-An action is due on a date in the cell's calendar. A due date on a weekend day or a Belgian
-public holiday falls to the next working day (as meetings do), and an action is overdue from
-the first day after that, as the cell's clock reads the date (daylight saving included):
-never from a UTC date.
+An action is due on a date of the cell's calendar and is overdue from the day after it, as the
+cell's clock reads the date (daylight saving included), never from a UTC date. Weekends and
+public holidays do not stop that clock: "due 20 December" means overdue on 21 December, as
+members read it. A due date on a weekend day or a Belgian public holiday is accepted with a
+note (as ``meeting schedule`` does), never moved silently.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from commands.meetings.cadence import next_working_day
+from commands.meetings.cadence import is_working_day
 from commands.model import Member, Role
 
 #: At most this much text in an action's description (spec §13).
@@ -72,9 +73,9 @@ def parse_due(raw: str) -> date | None:
         return None
 
 
-def effective_due(due: date) -> date:
-    """The working day an action is really due: a weekend or holiday moves it forward."""
-    return next_working_day(due)
+def on_a_day_off(due: date) -> bool:
+    """A weekend day or a Belgian public holiday (the reply notes it)."""
+    return not is_working_day(due)
 
 
 def local_today(now: datetime, tz: ZoneInfo) -> date:
@@ -84,7 +85,7 @@ def local_today(now: datetime, tz: ZoneInfo) -> date:
 
 def overdue_on(status: str, due: date, day: date) -> bool:
     """Whether an open action is overdue on ``day`` (a date of the cell's calendar)."""
-    return status == ActionStatus.OPEN.value and day > effective_due(due)
+    return status == ActionStatus.OPEN.value and day > due
 
 
 def is_overdue(status: str, due: date, now: datetime, tz: ZoneInfo) -> bool:
