@@ -420,6 +420,15 @@ def test_apologies_with_a_contribution_and_the_record_by_organisation(h: Harness
     assert f"Recusals: {code}: @inspecteur.wouters:example.be" in decisions
 
 
+def test_apologies_go_to_the_next_planned_meeting_and_its_record(h: Harness) -> None:
+    h.signal()  # the table wakes up: a meeting is planned on Tuesday 1 December
+    assert ("apologies are recorded for the meeting of Tuesday 2026-12-01 at 10:00"
+            in say(h, "!absent", SCHOOL))
+    h.clock.now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    say(h, "!meeting start")  # opens the planned meeting
+    assert "Apologies: @tom.maes:example.be" in say(h, "!meeting end")
+
+
 def test_present_after_an_apology_withdraws_it(h: Harness) -> None:
     say(h, "!meeting start")
     say(h, "!absent", SCHOOL)
