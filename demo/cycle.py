@@ -228,7 +228,12 @@ async def run_demo(base: Path, once: bool = False) -> int:
         found: dict[str, str] = {}
         displays = {n: d for n, d, *_ in ROSTER} | {OUTSIDER[0]: OUTSIDER[1]}
         print("\n=== LIVC-R Voorbeeldstad — transcript as a member sees it ===\n")
+        told: bool | None = None
         for step in steps:
+            if step.reset_identity and step.who == "sara.jacobs" and told is None:
+                # Sara reads the outcome before she resets her identity: a reset session no
+                # longer holds the room key of a message sent to the old one.
+                told = await _signaller_inbox(clients["sara.jacobs"], bot, found.get("code", ""))
             if f"{{{EXTRA_MEETING}}}" in step.say:
                 day = await asyncio.to_thread(free_day, service.core)
                 found[EXTRA_MEETING] = day.isoformat()
@@ -260,7 +265,8 @@ async def run_demo(base: Path, once: bool = False) -> int:
             print("The chair was told about the outsider:")
             print(_short(warning[0].body))
         delivered = await _officer_inbox(clients["inspecteur.wouters"], bot)
-        told = await _signaller_inbox(clients["sara.jacobs"], bot, found.get("code", ""))
+        if told is None:
+            told = await _signaller_inbox(clients["sara.jacobs"], bot, found.get("code", ""))
         failed = ([s for s in steps if not s.ok] + ([] if delivered else ["fiche"])
                   + ([] if told else ["outcome"]))
         print(f"\n{len(steps) - len([s for s in steps if not s.ok])} of {len(steps)} steps got "
