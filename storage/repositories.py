@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from storage.actions import ActionRepository
 from storage.direct_rooms import DirectRoomRepository
 from storage.dossiers import DossierRecord, DossierRepository, StatisticRecord, new_case_code
 from storage.fiches import FicheRepository
@@ -25,6 +26,7 @@ from storage.models import (
     RosterEntry,
     SyncState,
 )
+from storage.record import AftercareRepository, ApologyRepository
 from storage.votes import VoteRepository
 
 
@@ -358,6 +360,9 @@ class Repositories:
         self.fiches = FicheRepository(session)
         self.direct_rooms = DirectRoomRepository(session)
         self.identities = IdentityRepository(session)
+        self.actions = ActionRepository(session)
+        self.apologies = ApologyRepository(session)
+        self.aftercare = AftercareRepository(session)
 
     def savepoint(self) -> Any:
         """A nested transaction: effects of a failed handler are undone, the rest kept."""

@@ -28,6 +28,7 @@ from bot.core.render import vocabulary
 from bot.logsafe import where
 from commands import help as help_cmd
 from commands import stats
+from commands.actions import router as action
 from commands.dossiers import case, signal
 from commands.fiche import router as fiche
 from commands.framework import (
@@ -45,6 +46,7 @@ from commands.framework import (
 )
 from commands.help import help_data
 from commands.meetings import agenda_router as agenda
+from commands.meetings import record
 from commands.meetings import router as meeting
 from commands.members import ack
 from commands.members import router as members
@@ -68,6 +70,8 @@ def include_routers() -> list[Router]:
         agenda.router,
         vote.router,
         fiche.router,
+        action.router,
+        record.router,
     ]
 
 
