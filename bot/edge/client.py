@@ -45,6 +45,7 @@ from bot.edge.outbound import OutboxSender
 from bot.edge.port import CorePort
 from bot.edge.session import StartupError, login, new_client
 from bot.logsafe import where
+from bot.ops import metrics
 from commands.framework import Incoming
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class MatrixBot:
         self.data_dir = secure_dir(cfg.data_dir)
         self.client = new_client(cfg, self.data_dir)
         self.client.add_to_device_callback(self._on_to_device, (UnknownToDeviceEvent,))
+        metrics.count_held(lambda: len(self.held.events))
         self.held = HeldEvents(self.client, self.data_dir,
                                self.core.config.limits.undecryptable_timeout_seconds)
         self.keys = KeySharing(self.client, self.core)
@@ -170,6 +172,7 @@ class MatrixBot:
             except Exception as exc:  # network errors: back off and retry
                 response = exc
             if not isinstance(response, SyncResponse):
+                metrics.sync_failed()
                 log.warning("sync failed (%s); retrying in %.0f s", type(response).__name__,
                             delay)
                 await self._sleep(delay)
@@ -185,6 +188,7 @@ class MatrixBot:
                 continue
             token = response.next_batch
             await asyncio.to_thread(self.core.save_sync_token, token)
+            metrics.sync_succeeded(self.core.clock())
             first = False
             if not self.ready.is_set():
                 await self._join_configured()

@@ -19,6 +19,7 @@ from bot.edge.content import POLL_END, POLL_START
 from bot.edge.devices import KeySharing
 from bot.edge.port import CorePort
 from bot.logsafe import where
+from bot.ops import metrics
 from storage.repositories import OutboxItem
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ class OutboxSender:
                     return
                 log.error("giving up on a reply to %s after %d attempts", item.room_id,
                           tries)
+                metrics.dead_letter()
             self._attempts.pop(item.id, None)
             done.append(item)
 
