@@ -4,7 +4,8 @@ Every audit row carries its position in its cell's chain (``seq``, from 1), the 
 hash (``prev_hash``; the first row's is :data:`GENESIS`) and its own ``hash``: SHA-256 over the
 canonical JSON of its fields and ``prev_hash``. ``audit_head`` holds each cell's last position
 and hash, so a removed tail is seen too, and is the lock that keeps two writers from forking
-a chain (a row lock on PostgreSQL; SQLite's writers are serialised by ``BEGIN IMMEDIATE``).
+a chain (a row lock on PostgreSQL, taken at commit; SQLite's writers are serialised by
+``BEGIN IMMEDIATE``).
 
 Retention replaces a purged row by its hash: the content fields are blanked, ``purged`` is set,
 ``seq``, ``prev_hash`` and ``hash`` stay, so the links before and after it still check.
@@ -13,13 +14,16 @@ Retention replaces a purged row by its hash: the content fields are blanked, ``p
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -99,6 +103,13 @@ def _locked_head(session: Session, cell: str) -> AuditHead:
     ).one()
 
 
+#: Temporary positions of rows not yet sealed: negative, unique within the process (the
+#: bot's one process is the only writer), from a random start so two processes rarely meet.
+_unsealed = itertools.count(secrets.randbelow(2**30) + 1)
+_PENDING = "livcr_audit_unsealed"
+_HOOKED = "livcr_audit_sealing"
+
+
 def append(
     session: Session,
     *,
@@ -112,17 +123,43 @@ def append(
     decision_ref: str = "",
     meeting_id: int | None = None,
 ) -> None:
-    """Add one row at the end of its cell's chain (in the caller's transaction)."""
-    head = _locked_head(session, cell)
+    """Add one row to its cell's chain, in the caller's transaction.
+
+    The row is linked when the transaction commits (:func:`_seal`), not here: the chain head
+    is then the last lock the transaction takes, after any dossier row lock, so two commands
+    can never wait for each other in opposite order (a deadlock on PostgreSQL), and the head
+    is held only for the commit. Until then the row has a temporary negative ``seq`` (never
+    visible to another transaction)."""
     row = Audit(
         at=at, cell=cell, actor=actor, action=action, code=code, from_status=from_status,
         to_status=to_status, decision_ref=decision_ref, meeting_id=meeting_id,
-        seq=head.seq + 1, prev_hash=head.hash, hash="", purged=False,
+        seq=-next(_unsealed), prev_hash="", hash="", purged=False,
     )
-    row.hash = _hash_of(row)
-    head.seq, head.hash = row.seq, row.hash
     session.add(row)
-    session.add(head)
+    session.info.setdefault(_PENDING, []).append(row)
+    if not session.info.get(_HOOKED):
+        event.listen(session, "before_commit", _seal)
+        session.info[_HOOKED] = True
+
+
+def _seal(session: Session) -> None:
+    """Link this transaction's new rows at the end of their cells' chains (before commit)."""
+    rows: list[Audit] = session.info.pop(_PENDING, [])
+    if not rows:
+        return
+    session.flush()
+    live = [r for r in rows if sa.inspect(r).persistent]  # not undone by a savepoint
+    by_cell: dict[str, list[Audit]] = {}
+    for row in sorted(live, key=lambda r: r.id or 0):
+        by_cell.setdefault(row.cell, []).append(row)
+    for cell in sorted(by_cell):  # one lock order for every transaction
+        head = _locked_head(session, cell)
+        for row in by_cell[cell]:
+            row.seq, row.prev_hash = head.seq + 1, head.hash
+            row.hash = _hash_of(row)
+            head.seq, head.hash = row.seq, row.hash
+            session.add(row)
+        session.add(head)
     session.flush()
 
 
@@ -160,7 +197,7 @@ class ChainReport:
 
 def cells(session: Session) -> list[str]:
     """Every cell that has an audit chain (rows or a head)."""
-    found = set(session.exec(select(Audit.cell).distinct()).all())
+    found = set(session.exec(select(Audit.cell).where(col(Audit.seq) > 0).distinct()).all())
     found |= set(session.exec(select(AuditHead.cell)).all())
     return sorted(found)
 
@@ -168,7 +205,8 @@ def cells(session: Session) -> list[str]:
 def verify_cell(session: Session, cell: str) -> ChainReport:
     """Walk one cell's chain from the start; stop at the first broken link."""
     rows = session.exec(
-        select(Audit).where(Audit.cell == cell).order_by(col(Audit.seq), col(Audit.id))
+        select(Audit).where(Audit.cell == cell, col(Audit.seq) > 0)
+        .order_by(col(Audit.seq), col(Audit.id))
     ).all()
     prev = GENESIS
     purged = 0
@@ -230,7 +268,7 @@ def export_rows(session: Session, cell: str, start: date | None = None,
                 end: date | None = None) -> list[ExportRow]:
     """The cell's record in chain order, optionally limited to days ``start``..``end`` (UTC,
     both included). The actor (a member's user id) is left out: codes only."""
-    query = select(Audit).where(Audit.cell == cell)
+    query = select(Audit).where(Audit.cell == cell, col(Audit.seq) > 0)
     if start is not None:
         query = query.where(col(Audit.at) >= datetime(start.year, start.month, start.day,
                                                        tzinfo=UTC))

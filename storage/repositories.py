@@ -247,8 +247,7 @@ class AuditRepository:
 
     def for_code(self, cell: str, code: str) -> list[AuditRecord]:
         rows = self._session.exec(
-            select(Audit).where(Audit.cell == cell, Audit.code == code)
-            .order_by(col(Audit.seq), col(Audit.id))
+            select(Audit).where(Audit.cell == cell, Audit.code == code).order_by(col(Audit.id))
         ).all()
         return [
             AuditRecord(

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -232,3 +233,42 @@ def test_the_migration_chains_rows_written_before_it(backend: str, tmp_path: Pat
                     ("a", 3, None), ("b", 1, None)]
         finally:
             database.dispose()
+
+
+def test_concurrent_writers_never_fork_a_chain_and_rolled_back_rows_leave_no_gap(
+    db: Database,
+) -> None:
+    def writer(n: int) -> None:
+        for i in range(15):
+            with db.unit_of_work() as repos:
+                repos.audit.record(cell="c", actor=CHAIR, action="meeting_start", at=NOW,
+                                   decision_ref=f"{n}-{i}")
+                repos.audit.record(cell="d", actor=CHAIR, action="meeting_end", at=NOW)
+                try:
+                    with repos.savepoint():
+                        repos.audit.record(cell="c", actor=CHAIR, action="undone", at=NOW)
+                        raise RuntimeError
+                except RuntimeError:
+                    pass
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    def rolled_back() -> None:
+        with db.unit_of_work() as repos:
+            repos.audit.record(cell="c", actor=CHAIR, action="rolled_back", at=NOW)
+            raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        rolled_back()
+    with db.unit_of_work() as repos:
+        repos.audit.record(cell="c", actor=CHAIR, action="meeting_start", at=NOW)
+    with db.reading() as repos:
+        reports = {r.cell: (r.rows, r.broken) for r in repos.audit.verify()}
+    assert reports == {"c": (46, None), "d": (45, None)}
+    with db.engine.connect() as conn:
+        actions = {r[0] for r in conn.execute(sa.text("SELECT action FROM audit"))}
+    assert actions == {"meeting_start", "meeting_end"}
