@@ -41,6 +41,8 @@ class World:
     config_path: Path = field(init=False)
     #: SQLite in the world's data_dir; a PostgreSQL database of its own when the run has one.
     database_url: str = ""
+    #: what ``livcr setup`` printed (room lines, the recovery key once)
+    setup_output: str = ""
 
     def uid(self, name: str) -> str:
         return self.hs.user_id(f"{self.prefix}{name}")
@@ -112,6 +114,7 @@ class World:
         output, _ = await setup.communicate()
         if setup.returncode != 0:
             raise RuntimeError(f"livcr setup failed: {output.decode(errors='replace')}")
+        self.setup_output = output.decode(errors="replace")
         for line in output.decode().splitlines():
             if ": !" in line:
                 key, rest = line.split(": ", 1)

@@ -1,10 +1,11 @@
-"""``livcr``: run, demo, setup, check-config, status, purge, trust, migrate-db, doctor, audit,
-gdpr-record (spec §3, §14)."""
+"""``livcr``: run, demo, setup, restore, check-config, status, purge, trust, migrate-db,
+doctor, audit, gdpr-record (spec §3, §14)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import importlib
 import logging
 import os
@@ -18,6 +19,8 @@ from typing import Any
 from bot.config import Config, ConfigError, load_config
 
 log = logging.getLogger("livcr")
+
+RECOVERY_KEY_ENV = "LIVCR_RECOVERY_KEY"
 
 
 class NoSecrets(logging.Filter):
@@ -48,6 +51,7 @@ def setup_logging(config: Config | None, verbose: bool = False) -> None:
     secrets = []
     if config is not None:
         secrets = [config.matrix.password or "", config.matrix.access_token or ""]
+    secrets.append(os.environ.get(RECOVERY_KEY_ENV, ""))
     for handler in handlers:
         handler.addFilter(NoSecrets(secrets))
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -81,17 +85,119 @@ async def run_bot(config: Config) -> int:
 async def setup(config: Config) -> int:
     from bot.core import render
     from bot.core.service import Service
+    from bot.edge.cross_signing import store_identity
     from bot.edge.rooms import setup_rooms
+    from bot.edge.signing_keys import CrossSigningError
 
     service = Service(config)
     await service.bot.login()
+    status = 0
     try:
+        try:
+            stored = await store_identity(service.bot.client, config.matrix.data_dir)
+        except CrossSigningError as exc:
+            # The rooms are still set up; the exit status tells that recovery is not ready.
+            print(f"secret storage: NOT stored: {exc}", file=sys.stderr)
+            status = 1
+        else:
+            if stored.recovery_key is None:
+                print(f"secret storage: {stored.already}")
+            else:
+                print_recovery_key(stored.recovery_key)
         for result in await setup_rooms(service.bot.client, config, render):
             state = "created" if result.created else "checked"
             print(f"{result.cell}/{result.table.value}: {result.room_id} {state}, "
                   f"{len(result.invited)} invited")
     finally:
         await service.bot.client.close()
+    return status
+
+
+def print_recovery_key(recovery_key: str) -> None:
+    """Shown once, on the terminal only (stdout, never the log)."""
+    print("secret storage: the bot's cross-signing identity is stored in its account, "
+          "encrypted under this recovery key:")
+    print(f"recovery key: {recovery_key}")
+    print("Write it down or print it and keep it OFFLINE (a safe, not this machine, not a "
+          "chat). It is shown only this once; `livcr restore -c FILE` needs it to bring the "
+          "bot's identity back on a new machine.")
+
+
+def read_recovery_key() -> str:
+    """From LIVCR_RECOVERY_KEY, else a prompt that does not echo."""
+    key = os.environ.get(RECOVERY_KEY_ENV, "")
+    if not key.strip():
+        try:
+            key = getpass.getpass("recovery key: ")
+        except (EOFError, KeyboardInterrupt):
+            key = ""
+    return key
+
+
+def _tree(path: Path) -> set[Path]:
+    return {path, *path.rglob("*")} if path.exists() else set()
+
+
+async def restore(config: Config, recovery_key: str) -> int:
+    """Bring the bot's cross-signing identity back from secret storage on a new machine:
+    a new device (login), the secrets read and checked against the published master key,
+    ``cross_signing.json`` written, the new device signed. Any failure undoes the login
+    (device logged out unless it came from a configured access token) and leaves the data
+    directory as it was."""
+    from bot.edge.cross_signing import read_identity, restore_identity
+    from bot.edge.secret_storage import SecretStorageError, decode_recovery_key
+    from bot.edge.session import SESSION_FILE, StartupError, login, new_client
+    from bot.edge.signing_keys import KEYS_FILE, CrossSigningError, public_b64
+    from bot.edge.trust import fingerprint
+
+    cfg = config.matrix
+    data_dir = cfg.data_dir
+    crypto = data_dir / "crypto"
+    present = [name for name in (SESSION_FILE, KEYS_FILE) if (data_dir / name).exists()]
+    if crypto.exists() and any(crypto.iterdir()):
+        present.append("crypto/")
+    if present:
+        hint = ""
+        if KEYS_FILE not in present:
+            hint = (" (if `livcr run` made them on this machine before the restore: sign that "
+                    "device out and empty the directory)")
+        print(f"restore refused: {data_dir} already holds {', '.join(present)}; restore "
+              f"brings the identity to a new machine, into an empty data directory{hint}",
+              file=sys.stderr)
+        return 2
+    if not recovery_key.strip():
+        print(f"restore needs the recovery key that setup printed: set {RECOVERY_KEY_ENV} or "
+              "type it at the prompt", file=sys.stderr)
+        return 2
+    try:
+        decode_recovery_key(recovery_key)
+    except SecretStorageError as exc:
+        print(f"restore failed: {exc}", file=sys.stderr)
+        return 2
+    before = _tree(data_dir)
+    by_password = not cfg.access_token
+    client = new_client(cfg, data_dir)
+    try:
+        try:
+            await login(client, cfg, data_dir, cross_sign=False)
+            keys, _store_key = await read_identity(client, recovery_key)
+            await restore_identity(client, data_dir, keys)
+        except (StartupError, CrossSigningError, SecretStorageError) as exc:
+            if by_password and client.logged_in:
+                await client.logout()  # the new device goes again
+            for path in sorted(_tree(data_dir) - before, key=lambda p: len(p.parts),
+                               reverse=True):
+                if path.is_dir():
+                    path.rmdir()
+                else:
+                    path.unlink()
+            print(f"restore failed: {exc}", file=sys.stderr)
+            return 1
+    finally:
+        await client.close()
+    print(f"restored the cross-signing identity of {cfg.user_id} (master key "
+          f"{fingerprint(public_b64(keys.master))}) and signed the new device "
+          f"{client.device_id} with it; start the bot with `livcr run`")
     return 0
 
 
@@ -214,7 +320,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, about in (
         ("run", "run the bot until SIGTERM/SIGINT"),
-        ("setup", "create or upgrade the tables' rooms and invite the roster"),
+        ("setup", "create or upgrade the tables' rooms and invite the roster; store the "
+         "bot's identity in secret storage (prints the recovery key once)"),
+        ("restore", "on a new machine, with an empty data_dir: bring back the bot's identity "
+         f"with the recovery key ({RECOVERY_KEY_ENV} or a prompt)"),
         ("check-config", "validate the configuration and roster rules"),
         ("status", "per table: cadence, next meeting, open dossiers (counts)"),
         ("purge", "apply the retention rules now"),
@@ -260,11 +369,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = _load(args.config)
     if args.command in OPS_COMMANDS:
         return _ops(args, config)
+    if args.command == "restore":
+        setup_logging(None, args.verbose)  # nothing in data_dir unless the restore succeeds
+        return asyncio.run(restore(config, read_recovery_key()))
     setup_logging(config, args.verbose)
-    if args.command == "run":
-        return asyncio.run(run_bot(config))
-    if args.command == "setup":
-        return asyncio.run(setup(config))
+    if args.command in ("run", "setup"):
+        from bot.edge.session import StartupError
+        from bot.edge.signing_keys import CrossSigningError
+
+        try:
+            return asyncio.run(run_bot(config) if args.command == "run" else setup(config))
+        except (StartupError, CrossSigningError) as exc:
+            log.error("%s stopped: %s", args.command, exc)
+            return 1
     if args.command == "status":
         return status(config)
     if args.command == "purge":

@@ -20,10 +20,22 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import nio
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bot.edge import secret_storage
+from bot.edge.secret_storage import (
+    CROSS_SIGNING_SECRETS,
+    MASTER,
+    SELF_SIGNING,
+    STORE_KEY,
+    USER_SIGNING,
+    SecretStorageError,
+)
 from bot.edge.signing_keys import (
     KEYS_FILE,
     CrossSigningError,
@@ -31,10 +43,12 @@ from bot.edge.signing_keys import (
     _master_pub,
     _Unavailable,
     canonical,
+    decode_b64,
     key_id,
     public_b64,
     sign_json,
     signed_copy,
+    unpadded_b64,
 )
 
 log = logging.getLogger(__name__)
@@ -67,6 +81,43 @@ class _Api:
         if not isinstance(answer, dict):
             raise CrossSigningError(f"{path} answered {status} with a body that is not JSON")
         return status, answer
+
+    async def account_data(self, event_type: str) -> dict[str, Any] | None:
+        """The content of the account data ``event_type``, or None when there is none."""
+        url = (f"{self.client.homeserver.rstrip('/')}{_API}/user/{quote(self.client.user_id)}"
+               f"/account_data/{quote(event_type)}")
+        headers = {"Authorization": f"Bearer {self.client.access_token}"}
+        try:
+            async with self.session.get(url, headers=headers) as resp:
+                status = resp.status
+                text = await resp.text()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _Unavailable(type(exc).__name__) from exc
+        if status == 404:
+            return None
+        if status >= 500 or status == 429:
+            raise _Unavailable(f"HTTP {status}")
+        try:
+            answer = json.loads(text) if text else None
+        except ValueError:
+            answer = None
+        if status != 200 or not isinstance(answer, dict):
+            raise CrossSigningError(f"reading account data answered {status}")
+        return answer if answer else None  # an emptied entry counts as none
+
+    async def put_account_data(self, event_type: str, content: dict[str, Any]) -> None:
+        url = (f"{self.client.homeserver.rstrip('/')}{_API}/user/{quote(self.client.user_id)}"
+               f"/account_data/{quote(event_type)}")
+        headers = {"Authorization": f"Bearer {self.client.access_token}"}
+        try:
+            async with self.session.put(url, json=content, headers=headers) as resp:
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _Unavailable(type(exc).__name__) from exc
+        if status >= 500 or status == 429:
+            raise _Unavailable(f"HTTP {status}")
+        if status != 200:
+            raise CrossSigningError(f"writing account data {event_type} answered {status}")
 
     async def query_own(self) -> dict[str, Any]:
         user_id = self.client.user_id
@@ -203,9 +254,11 @@ async def _ensure(api: _Api, data_dir: Path, password: str | None) -> None:
         if server_pub is not None:
             raise CrossSigningError(
                 f"{user_id} already has a cross-signing identity (master key {server_pub}) "
-                f"but {path} is missing: refusing to replace it. Restore {KEYS_FILE} from a "
-                "backup of the data directory; the bot never replaces a published identity "
-                "on its own."
+                f"but {path} is missing: refusing to replace it. On a new machine run "
+                "`livcr restore -c FILE` with the recovery key that `livcr setup` printed, or "
+                f"restore {KEYS_FILE} from a backup of the data directory; the bot never "
+                "replaces a published identity on its own (every member's client would "
+                "report that the bot's identity changed)."
             )
         keys = CrossSigningKeys.generate(user_id)
         keys.save(path)  # before publishing: published keys must never be lost
@@ -301,3 +354,231 @@ async def _sign_own_keys(
         changed = True
     if changed:
         keys.save(path)
+
+
+# ---- vouching for a member ---------------------------------------------------------------
+def user_signature_upload(keys: CrossSigningKeys, user_id: str, master: dict[str, Any]
+                          ) -> dict[str, Any]:
+    """The ``/keys/signatures/upload`` body that signs ``user_id``'s master key object (as
+    the server returned it) with the bot's user-signing key."""
+    pub = _master_pub(master)
+    usk_id = key_id(keys.user_signing)
+    signature = sign_json(keys.user_signing, master)
+    return {user_id: {pub: signed_copy(keys.user_id, master, usk_id, signature)}}
+
+
+async def sign_user_identity(
+    client: nio.AsyncClient, data_dir: Path, user_id: str, master: dict[str, Any]
+) -> bool:
+    """After a member verified the bot by SAS: sign their master key with the bot's
+    user-signing key and upload it (Element then shows the member as verified by the bot).
+    The pin is not touched. False (logged) when the keys are missing or the upload fails."""
+    keys = CrossSigningKeys.load(data_dir / KEYS_FILE, client.user_id)
+    if keys is None or keys.user_id == user_id:
+        log.warning("no cross-signing keys to sign a verified member's identity with")
+        return False
+    if key_id(keys.user_signing) in (master.get("signatures") or {}).get(keys.user_id, {}):
+        return True  # signed before
+    timeout = aiohttp.ClientTimeout(total=_REQUEST_TIMEOUT)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            await upload_signatures(_Api(client, session),
+                                    user_signature_upload(keys, user_id, master))
+    except (_Unavailable, CrossSigningError) as exc:
+        log.warning("signing a verified member's identity failed (%s)", type(exc).__name__)
+        return False
+    return True
+
+
+# ---- secret storage: `livcr setup` stores the identity, `livcr restore` brings it back ----
+STORE_KEY_FILE = "store.key"  # the crypto store's key (bot.edge.store_key), when there is one
+
+
+def private_b64(key: Ed25519PrivateKey) -> str:
+    """The private key's 32-byte seed as unpadded base64: the form in which Element keeps
+    cross-signing keys in secret storage (``m.cross_signing.master`` etc.)."""
+    raw = key.private_bytes(
+        encoding=serialization.Encoding.Raw,
+        format=serialization.PrivateFormat.Raw,
+        encryption_algorithm=serialization.NoEncryption(),
+    )
+    return unpadded_b64(raw)
+
+
+def private_from_b64(text: str, name: str) -> Ed25519PrivateKey:
+    """The inverse of :func:`private_b64`; :class:`SecretStorageError` for anything else."""
+    try:
+        raw = decode_b64(text)
+    except ValueError as exc:
+        raise SecretStorageError(f"{name} in secret storage is not base64") from exc
+    if len(raw) != 32:
+        raise SecretStorageError(f"{name} in secret storage is not an Ed25519 private key")
+    return Ed25519PrivateKey.from_private_bytes(raw)
+
+
+def identity_secrets(keys: CrossSigningKeys, store_key: str | None) -> dict[str, str]:
+    """The secrets ``livcr setup`` stores: the three cross-signing private keys under the
+    spec's names (Element reads them), and the crypto store key when there is one."""
+    out = {
+        MASTER: private_b64(keys.master),
+        SELF_SIGNING: private_b64(keys.self_signing),
+        USER_SIGNING: private_b64(keys.user_signing),
+    }
+    if store_key:
+        out[STORE_KEY] = store_key
+    return out
+
+
+def keys_from_secrets(user_id: str, secrets: dict[str, str]) -> CrossSigningKeys:
+    """The identity from the secrets read back (:func:`identity_secrets`' inverse)."""
+    return CrossSigningKeys(
+        user_id,
+        private_from_b64(secrets[MASTER], MASTER),
+        private_from_b64(secrets[SELF_SIGNING], SELF_SIGNING),
+        private_from_b64(secrets[USER_SIGNING], USER_SIGNING),
+        uploaded=True,
+    )
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What :func:`store_identity` did: ``recovery_key`` is set only when it created the
+    secret storage now (print it once, never log it); else ``already`` says why not."""
+
+    recovery_key: str | None
+    already: str = ""
+
+
+async def _stored_under_default(api: _Api) -> str | None:
+    """The default key id when the account's secret storage already holds the bot's three
+    cross-signing secrets under it; raises when it has a default key of someone else."""
+    default = await api.account_data(secret_storage.DEFAULT_KEY_TYPE)
+    if default is None:
+        return None
+    key = default.get("key")
+    if not isinstance(key, str) or not key:
+        return None
+    for name in CROSS_SIGNING_SECRETS:
+        content = await api.account_data(name)
+        encrypted = (content or {}).get("encrypted")
+        if not isinstance(encrypted, dict) or key not in encrypted:
+            raise CrossSigningError(
+                "the account already has a default secret storage key that does not hold the "
+                f"bot's {name}: not replacing it (it may protect other secrets). Remove "
+                "m.secret_storage.default_key from the account data deliberately, then run "
+                "setup again"
+            )
+    return key
+
+
+async def store_identity(client: nio.AsyncClient, data_dir: Path) -> Stored:
+    """Put the bot's cross-signing private keys (and the crypto store key, when
+    ``data_dir/store.key`` exists) in the account's secret storage under a new default key;
+    the recovery key is returned, never logged. When they are already stored, nothing is
+    rotated. Call after :func:`ensure_cross_signing`: only a published identity is stored."""
+    if not client.user_id or not client.access_token:
+        raise CrossSigningError("secret storage needs a logged-in client")
+    user_id: str = client.user_id
+    keys = CrossSigningKeys.load(data_dir / KEYS_FILE, user_id)
+    timeout = aiohttp.ClientTimeout(total=_REQUEST_TIMEOUT)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            api = _Api(client, session)
+            if await _stored_under_default(api) is not None:
+                return Stored(None, "already stored (the recovery key is not shown again)")
+            if keys is None or not keys.uploaded:
+                raise CrossSigningError(
+                    "the cross-signing identity is not published yet (see the warning above)")
+            answer = await api.query_own()
+            server_master = (answer.get("master_keys") or {}).get(user_id)
+            if not server_master or _master_pub(server_master) != public_b64(keys.master):
+                raise CrossSigningError(
+                    "the homeserver does not show the bot's master key: not storing it")
+            store_key_path = data_dir / STORE_KEY_FILE
+            store_key = (store_key_path.read_text(encoding="utf-8").strip()
+                         if store_key_path.exists() else None)
+            recovery_key, account_data = secret_storage.new_store(
+                identity_secrets(keys, store_key))
+            # The default key last: until it is written, a new run starts over cleanly.
+            default = account_data.pop(secret_storage.DEFAULT_KEY_TYPE)
+            for event_type, content in account_data.items():
+                await api.put_account_data(event_type, content)
+            await api.put_account_data(secret_storage.DEFAULT_KEY_TYPE, default)
+    except _Unavailable as exc:
+        raise CrossSigningError(f"the homeserver is unavailable ({exc}); run setup again") from exc
+    log.info("stored the cross-signing identity in the account's secret storage")
+    return Stored(recovery_key)
+
+
+async def read_identity(
+    client: nio.AsyncClient, recovery_key: str
+) -> tuple[CrossSigningKeys, str | None]:
+    """The bot's identity from secret storage, checked against the published one: the keys,
+    and the stored crypto store key (or None). Nothing is written. Raises
+    :class:`SecretStorageError` (wrong key, missing secrets) or :class:`CrossSigningError`
+    (the stored master key is not the published one, or none is published)."""
+    if not client.user_id or not client.access_token:
+        raise CrossSigningError("secret storage needs a logged-in client")
+    user_id: str = client.user_id
+    timeout = aiohttp.ClientTimeout(total=_REQUEST_TIMEOUT)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            api = _Api(client, session)
+            wanted = [secret_storage.DEFAULT_KEY_TYPE, *CROSS_SIGNING_SECRETS, STORE_KEY]
+            data: dict[str, Any] = {}
+            for event_type in wanted:
+                content = await api.account_data(event_type)
+                if content is not None:
+                    data[event_type] = content
+            default = data.get(secret_storage.DEFAULT_KEY_TYPE) or {}
+            key = default.get("key")
+            if isinstance(key, str) and key:
+                description = await api.account_data(secret_storage.key_type(key))
+                if description is not None:
+                    data[secret_storage.key_type(key)] = description
+            answer = await api.query_own()
+    except _Unavailable as exc:
+        raise CrossSigningError(f"the homeserver is unavailable ({exc}); try again") from exc
+    secrets = secret_storage.open_store(data, recovery_key, CROSS_SIGNING_SECRETS)
+    store_key = None
+    if STORE_KEY in data:
+        store_key = secret_storage.open_store(data, recovery_key, (STORE_KEY,))[STORE_KEY]
+    keys = keys_from_secrets(user_id, secrets)
+    server_master = (answer.get("master_keys") or {}).get(user_id)
+    if not server_master:
+        raise CrossSigningError(f"{user_id} has no published cross-signing identity to restore")
+    ours, published = public_b64(keys.master), _master_pub(server_master)
+    if ours != published:
+        raise CrossSigningError(
+            f"the master key in secret storage ({ours}) is not the published one ({published}): "
+            "the identity was replaced after setup stored it; not restoring it"
+        )
+    server_ssk = (answer.get("self_signing_keys") or {}).get(user_id)
+    if not server_ssk or _master_pub(server_ssk) != public_b64(keys.self_signing):
+        raise CrossSigningError(
+            "the self-signing key in secret storage is not the published one; not restoring it")
+    return keys, store_key
+
+
+async def restore_identity(
+    client: nio.AsyncClient, data_dir: Path, keys: CrossSigningKeys
+) -> None:
+    """Write ``cross_signing.json`` from the restored keys and sign the current device with
+    the self-signing key (and the master key with the device key), uploading the signatures.
+    Call after :func:`read_identity`, ``keys_upload`` done."""
+    path = data_dir / KEYS_FILE
+    if path.exists():
+        raise CrossSigningError(f"{path} exists: restore only into an empty data directory")
+    keys.save(path)
+    timeout = aiohttp.ClientTimeout(total=_REQUEST_TIMEOUT)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            api = _Api(client, session)
+            answer = await api.query_own()
+            if (client.device_id or "") not in (answer.get("device_keys") or {}).get(
+                client.user_id, {}
+            ):
+                raise CrossSigningError("the new device's keys are not on the homeserver")
+            await _sign_own_keys(api, keys, answer, path)
+    except _Unavailable as exc:
+        raise CrossSigningError(f"the homeserver is unavailable ({exc}); try again") from exc

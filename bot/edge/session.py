@@ -11,6 +11,7 @@ from nio import AsyncClient, AsyncClientConfig, LoginResponse, WhoamiResponse
 from bot.config import MatrixConfig
 from bot.edge.cross_signing import ensure_cross_signing
 from bot.edge.files import protect_tree, secure_dir, write_secret
+from bot.edge.store import BotStore
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ def new_client(cfg: MatrixConfig, data_dir: Path) -> AsyncClient:
         store_path=str(store_dir),
         config=AsyncClientConfig(
             encryption_enabled=True,
+            store=BotStore,
             store_sync_tokens=False,
             max_timeouts=0,
             request_timeout=60,
@@ -37,8 +39,14 @@ def new_client(cfg: MatrixConfig, data_dir: Path) -> AsyncClient:
     )
 
 
-async def login(client: AsyncClient, cfg: MatrixConfig, data_dir: Path) -> None:
-    """One device for life: the saved session, else the access token, else a password login."""
+async def login(
+    client: AsyncClient, cfg: MatrixConfig, data_dir: Path, *, cross_sign: bool = True
+) -> None:
+    """One device for life: the saved session, else the access token, else a password login.
+
+    With an access token (homeservers behind the Matrix Authentication Service, where
+    password login is refused) ``whoami`` tells the device the token belongs to.
+    ``cross_sign=False`` skips the cross-signing check (``livcr restore`` does it itself)."""
     session_path = data_dir / SESSION_FILE
     if session_path.exists():
         saved = json.loads(session_path.read_text())
@@ -48,8 +56,17 @@ async def login(client: AsyncClient, cfg: MatrixConfig, data_dir: Path) -> None:
     elif cfg.access_token:
         client.access_token = cfg.access_token
         who = await client.whoami()
-        if not isinstance(who, WhoamiResponse) or not who.device_id:
+        if not isinstance(who, WhoamiResponse):
             raise StartupError("the access token was refused by the homeserver")
+        if who.user_id != cfg.user_id:
+            raise StartupError(
+                f"the access token belongs to {who.user_id}, not to matrix.user_id {cfg.user_id}"
+            )
+        if not who.device_id:
+            raise StartupError(
+                "the access token has no device: issue a token with a device id (MAS: "
+                "mas-cli manage issue-compatibility-token <user> <DEVICE_ID>)"
+            )
         client.restore_login(cfg.user_id, who.device_id, cfg.access_token)
         save_session(data_dir, cfg.user_id, who.device_id, cfg.access_token)
     else:
@@ -59,7 +76,8 @@ async def login(client: AsyncClient, cfg: MatrixConfig, data_dir: Path) -> None:
         save_session(data_dir, cfg.user_id, response.device_id, response.access_token)
     if client.should_upload_keys:
         await client.keys_upload()
-    await ensure_cross_signing(client, data_dir, cfg.password)
+    if cross_sign:
+        await ensure_cross_signing(client, data_dir, cfg.password)
     protect_tree(data_dir)
     log.info("logged in as device %s", client.device_id)
 
