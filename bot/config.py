@@ -9,6 +9,7 @@ reported with the key it belongs to, and all problems are reported at once.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -74,10 +75,35 @@ class LimitsConfig(Strict):
         return value
 
 
+class MetricsConfig(Strict):
+    """``[metrics]`` (spec §14): off unless ``listen`` is set; a bare port is loopback."""
+
+    listen: str = ""
+    healthy_within_seconds: float = Field(default=120.0, ge=10)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        if not value:
+            return value
+        host, _, port = value.rpartition(":")
+        host = host.strip("[]") or "127.0.0.1"
+        try:
+            ipaddress.ip_address(host)
+            number = int(port)
+        except ValueError:
+            raise ValueError('must be "PORT" or "ADDRESS:PORT" with a literal address, '
+                             'e.g. "127.0.0.1:9464"') from None
+        if not 0 < number < 65536:
+            raise ValueError("the port must be between 1 and 65535")
+        return value
+
+
 class Config(Strict):
     matrix: MatrixConfig
     storage: StorageConfig = StorageConfig()
     limits: LimitsConfig = LimitsConfig()
+    metrics: MetricsConfig = MetricsConfig()
     cells: tuple[Cell, ...]
 
     def cell(self, cell_id: str) -> Cell:

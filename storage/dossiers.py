@@ -13,10 +13,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from storage import audit as audit_chain
 from storage.actions import ActionRepository
 from storage.fiches import FicheRepository
 from storage.models import (
-    Audit,
     Dossier,
     Statistic,
 )
@@ -213,9 +213,8 @@ class DossierRepository:
                     minor=row.minor,
                 )
             )
-            self._session.exec(  # type: ignore[call-overload]
-                sa.delete(Audit).where(col(Audit.cell) == row.cell, col(Audit.code) == row.code)
-            )
+            # Replaced by their hash, not deleted: the chain stays checkable (spec §14).
+            audit_chain.purge_code(self._session, row.cell, row.code)
             VoteRepository(self._session).purge_code(row.cell, row.code)
             FicheRepository(self._session).purge_code(row.cell, row.code)
             ActionRepository(self._session).purge_code(row.cell, row.code)

@@ -279,7 +279,6 @@ def _v6(conn: Connection) -> None:
         conn.execute(sa.text(statement))
 
 
-
 def _v7(conn: Connection) -> None:
     """Following a case through (spec §13): actions per dossier, apologies, aftercare
     reviews; ideology, minor and previous code on dossiers and in the statistics."""
@@ -324,10 +323,39 @@ def _v7(conn: Connection) -> None:
         conn.execute(sa.text(statement))
 
 
+def _v8(conn: Connection) -> None:
+    """The audit hash chain (spec §14): links on every row, a head per cell; rows written
+    before it are chained in id order."""
+    from storage.audit import chain_existing
+    from storage.models import UTCDateTime
+
+    false = "FALSE" if conn.dialect.name == "postgresql" else "0"
+    statements = [
+        "ALTER TABLE audit ADD COLUMN seq INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE audit ADD COLUMN prev_hash VARCHAR(64) NOT NULL DEFAULT ''",
+        "ALTER TABLE audit ADD COLUMN hash VARCHAR(64) NOT NULL DEFAULT ''",
+        f"ALTER TABLE audit ADD COLUMN purged BOOLEAN NOT NULL DEFAULT {false}",
+        """CREATE TABLE audit_head (
+            cell VARCHAR(64) NOT NULL PRIMARY KEY,
+            seq INTEGER NOT NULL,
+            hash VARCHAR(64) NOT NULL)""",
+    ]
+    for statement in statements:
+        conn.execute(sa.text(statement))
+    rows = conn.execute(
+        sa.text("SELECT id, cell, at, actor, action, code, from_status, to_status, "
+                "decision_ref, meeting_id FROM audit ORDER BY id")
+        .columns(sa.column("id", sa.Integer()), sa.column("cell", sa.String()),
+                 sa.column("at", UTCDateTime()))
+    ).all()
+    chain_existing(conn, rows)
+    conn.execute(sa.text("CREATE UNIQUE INDEX uq_audit_cell_seq ON audit (cell, seq)"))
+
+
 Step = Callable[[Connection], None]
 
 #: Step ``i`` upgrades a database from version ``i`` to ``i + 1``.
-STEPS: list[Step] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
+STEPS: list[Step] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
 
 
 def current_version(conn: Connection) -> int:

@@ -130,6 +130,7 @@ class Audit(SQLModel, table=True):
     """Who did what to which code, when, on what decision. Never free text."""
 
     __tablename__ = "audit"
+    __table_args__ = (sa.UniqueConstraint("cell", "seq", name="uq_audit_cell_seq"),)
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = ts()
     cell: str = Field(max_length=64, index=True)
@@ -140,6 +141,20 @@ class Audit(SQLModel, table=True):
     to_status: str = Field(default="", max_length=16)
     decision_ref: str = Field(default="", max_length=64)
     meeting_id: int | None = None
+    # The hash chain (storage/audit.py): position in the cell's chain, links, purged marker.
+    seq: int = 0
+    prev_hash: str = Field(default="", max_length=64)
+    hash: str = Field(default="", max_length=64)
+    purged: bool = False
+
+
+class AuditHead(SQLModel, table=True):
+    """The last position and hash of each cell's audit chain (and the lock of its writers)."""
+
+    __tablename__ = "audit_head"
+    cell: str = Field(primary_key=True, max_length=64)
+    seq: int = 0
+    hash: str = Field(max_length=64)
 
 
 class Statistic(SQLModel, table=True):

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from storage import audit as audit_chain
 from storage.actions import ActionRepository
 from storage.direct_rooms import DirectRoomRepository
 from storage.dossiers import DossierRecord, DossierRepository, StatisticRecord, new_case_code
@@ -313,18 +314,10 @@ class AuditRepository:
         decision_ref: str = "",
         meeting_id: int | None = None,
     ) -> None:
-        self._session.add(
-            Audit(
-                at=at,
-                cell=cell,
-                actor=actor,
-                action=action,
-                code=code,
-                from_status=from_status,
-                to_status=to_status,
-                decision_ref=decision_ref,
-                meeting_id=meeting_id,
-            )
+        audit_chain.append(
+            self._session, at=at, cell=cell, actor=actor, action=action, code=code,
+            from_status=from_status, to_status=to_status, decision_ref=decision_ref,
+            meeting_id=meeting_id,
         )
 
     def for_code(self, cell: str, code: str) -> list[AuditRecord]:
@@ -343,6 +336,17 @@ class AuditRepository:
             )
             for r in rows
         ]
+
+
+    def verify(self) -> list[audit_chain.ChainReport]:
+        """Every cell's hash chain checked from its start (spec §14)."""
+        return [audit_chain.verify_cell(self._session, cell)
+                for cell in audit_chain.cells(self._session)]
+
+    def export(self, cell: str, start: date | None = None,
+               end: date | None = None) -> list[audit_chain.ExportRow]:
+        """The cell's decision record in chain order (codes only, no actor)."""
+        return audit_chain.export_rows(self._session, cell, start, end)
 
 
 class Repositories:

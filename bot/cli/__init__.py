@@ -1,4 +1,5 @@
-"""``livcr``: run, demo, setup, restore, check-config, status, purge, trust, migrate-db (§3)."""
+"""``livcr``: run, demo, setup, restore, check-config, status, purge, trust, migrate-db,
+doctor, audit, gdpr-record (spec §3, §14)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 from bot.config import Config, ConfigError, load_config
 
@@ -253,6 +256,64 @@ def migrate_db(source: str, target: str) -> int:
     return 0
 
 
+OPS_COMMANDS = ("audit", "gdpr-record", "doctor")
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a date YYYY-MM-DD") from exc
+
+
+def _ops_parsers(sub: Any) -> None:
+    audit = sub.add_parser("audit", help="check or export the tamper-evident decision record")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser("verify", help="check the hash chain; exit 2 naming the "
+                                  "first broken row")
+    verify.add_argument("-c", "--config", type=Path, default=Path("config.toml"))
+    export = audit_sub.add_parser("export", help="the decision record as CSV or JSON Lines "
+                                  "(codes only)")
+    export.add_argument("-c", "--config", type=Path, default=Path("config.toml"))
+    export.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    export.add_argument("--from", dest="start", type=_day, metavar="YYYY-MM-DD")
+    export.add_argument("--to", dest="end", type=_day, metavar="YYYY-MM-DD")
+    export.add_argument("--cell", help="one cell's id (default: every configured cell)")
+    gdpr = sub.add_parser("gdpr-record", help="the record of processing activities "
+                          "(art. 30 GDPR) as Markdown")
+    gdpr.add_argument("-c", "--config", type=Path, default=Path("config.toml"))
+    gdpr.add_argument("--language", "--lang", dest="language", choices=("nl", "fr", "en"),
+                      help="default: the (first) cell's language")
+    doctor = sub.add_parser("doctor", help="check the deployment, one line per check; "
+                            "changes nothing")
+    doctor.add_argument("-c", "--config", type=Path, default=Path("config.toml"))
+
+
+def _ops(args: argparse.Namespace, config: Config) -> int:
+    """The operators' tools: they print to stdout and never write the bot's log file."""
+    setup_logging(None, args.verbose)
+    logging.getLogger().setLevel(logging.WARNING if not args.verbose else logging.DEBUG)
+    if args.command == "audit":
+        from bot.ops import records
+
+        if args.audit_command == "verify":
+            return records.verify(config, sys.stdout)
+        try:
+            return records.export(config, sys.stdout, args.format, args.start, args.end,
+                                  args.cell)
+        except ValueError as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
+    if args.command == "gdpr-record":
+        from bot.ops import gdpr
+
+        sys.stdout.write(gdpr.record(config, args.language))
+        return 0
+    from bot.ops import doctor
+
+    return asyncio.run(doctor.main(config, sys.stdout))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="livcr", description="LIVC-R secretary bot")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -281,6 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           help="the current database, e.g. sqlite:///data/livcr.db")
     transfer.add_argument("--to", dest="target", required=True, metavar="URL",
                           help="an empty database, e.g. postgresql+psycopg://livcr@/livcr")
+    _ops_parsers(sub)
     demo = sub.add_parser("demo", help="embedded homeserver, scripted LIVC-R cycle")
     demo.add_argument("--once", action="store_true", help="exit after the scenario")
     demo.add_argument("--dir", type=Path, default=Path("demo-data"))
@@ -305,6 +367,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"configuration OK: {cells}")
         return 0
     config = _load(args.config)
+    if args.command in OPS_COMMANDS:
+        return _ops(args, config)
     if args.command == "restore":
         setup_logging(None, args.verbose)  # nothing in data_dir unless the restore succeeds
         return asyncio.run(restore(config, read_recovery_key()))

@@ -32,6 +32,7 @@ from bot.edge.inbound import (
 )
 from bot.edge.trust import fingerprint
 from bot.logsafe import where
+from bot.ops import metrics
 from commands.framework import ChangeRecorder, Incoming, Output, Reply, SchedulerPort
 from commands.meetings import cadence
 from commands.meetings.recompute import recompute_all, recompute_table
@@ -146,6 +147,8 @@ class Core:
                           event.room_id, now)
             repos.events.mark_processed(event.event_id, event.room_id, now)
         self._forward(changes)
+        if isinstance(event, Incoming) and outputs:
+            metrics.replied_after((now - event.timestamp).total_seconds())
         return True
 
     def _outputs(self, cell: Cell, ref: RoomRef, event: Inbound, repos: Repositories,

@@ -13,6 +13,7 @@ from bot.core.app import Clock, Core, system_clock
 from bot.core.jobs import Jobs
 from bot.core.render import cli_lines
 from bot.edge.client import MatrixBot
+from bot.ops import metrics
 from commands.dossiers.workflow import apply_retention
 from commands.meetings.status import status_data
 from commands.model import Table
@@ -82,10 +83,23 @@ class Service:
         log.info("stopping")
         self.bot.stop()
 
+    def _gauges(self) -> tuple[int, int]:
+        """What the metrics read from the database at scrape time: outbox depth, blocked."""
+        with self.db.reading() as repos:
+            return len(repos.events.pending()), len(repos.identities.list_blocked())
+
     async def run(self) -> None:
+        server = None
+        if self.config.metrics.listen:
+            server = metrics.MetricsServer(
+                self.config.metrics.listen, self.core.clock, self._gauges,
+                self.config.metrics.healthy_within_seconds)
+            await server.start()
         try:
             await self.bot.run()
         finally:
+            if server is not None:
+                await server.stop()
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=False)
             self.db.dispose()

@@ -48,6 +48,7 @@ from bot.edge.port import CorePort
 from bot.edge.session import StartupError, login, new_client
 from bot.edge.verification import Verifications, judge_invite, only_the_two, silence_nio_sas
 from bot.logsafe import where
+from bot.ops import metrics
 from commands.framework import Incoming
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ class MatrixBot:
         self.client = new_client(cfg, self.data_dir)
         self.client.add_to_device_callback(self._on_to_device,
                                            (UnknownToDeviceEvent, KeyVerificationEvent))
+        metrics.count_held(lambda: len(self.held.events))
         self.held = HeldEvents(self.client, self.data_dir,
                                self.core.config.limits.undecryptable_timeout_seconds,
                                roster_of=self.core.roster_user_ids)
@@ -182,6 +184,7 @@ class MatrixBot:
             except Exception as exc:  # network errors: back off and retry
                 response = exc
             if not isinstance(response, SyncResponse):
+                metrics.sync_failed()
                 log.warning("sync failed (%s); retrying in %.0f s", type(response).__name__,
                             delay)
                 await self._sleep(delay)
@@ -196,6 +199,7 @@ class MatrixBot:
                 await self._sleep(delay)
                 continue
             token = response.next_batch
+            metrics.sync_succeeded(self.core.clock())
             # Every event of this sync is decided and marked processed already, so an older
             # saved token only makes a restart read events again that the database skips:
             # the token is saved after the first sync (history before it is never replayed),

@@ -20,6 +20,7 @@ from bot.edge.content import POLL_END, POLL_START, fit_event
 from bot.edge.devices import KeySharing
 from bot.edge.port import CorePort
 from bot.logsafe import where
+from bot.ops import metrics
 from storage.repositories import OutboxItem
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,7 @@ class OutboxSender:
             attempts = item.attempts + 1
             if attempts >= self.max_attempts:
                 self.dead_letters += 1
+                metrics.dead_letter()
                 await asyncio.to_thread(self.core.dead_letter, item, attempts)
                 self._flush_wanted = True  # the chair's notice, and the lane's next items
                 continue
