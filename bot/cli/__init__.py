@@ -121,7 +121,11 @@ def _guarded(config: Config | None, verbose: bool, work: Callable[[], int]) -> i
         _fail(str(exc), verbose)
         return exc.exit_code
     except CrossSigningError as exc:
-        _fail(f"cross-signing: {exc}", verbose)
+        hint = ""
+        if "is missing: refusing to replace it" in str(exc):
+            hint = (" On an installation never used (no dossier, no meeting yet): "
+                    "`livcr setup --start-over` (README \"Starting over\").")
+        _fail(f"cross-signing: {exc}{hint}", verbose)
         return EXIT_FAILED
     except PermissionError as exc:
         _fail(f"cannot write {exc.filename or 'a file'} ({exc.strerror}): run livcr as the "

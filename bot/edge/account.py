@@ -34,7 +34,7 @@ PROFILE_CONCURRENCY = 8
 
 
 async def unknown_users(client: AsyncClient, user_ids: Iterable[str]) -> list[str]:
-    """The users the homeserver says do not exist (``GET /profile`` answers M_NOT_FOUND).
+    """The users the homeserver says do not exist (``GET /profile`` answers 404).
 
     A user of another homeserver that cannot be asked (federation off) counts as existing:
     only a definite "no such user" is reported."""
@@ -43,7 +43,11 @@ async def unknown_users(client: AsyncClient, user_ids: Iterable[str]) -> list[st
     async def missing(user_id: str) -> bool:
         async with limit:
             response = await client.get_profile(user_id)
-        return isinstance(response, ProfileGetError) and response.status_code == "M_NOT_FOUND"
+        if not isinstance(response, ProfileGetError):
+            return False
+        # Synapse: 404 with M_NOT_FOUND, or M_UNKNOWN "No row found (profiles)".
+        http = getattr(getattr(response, "transport_response", None), "status", None)
+        return response.status_code == "M_NOT_FOUND" or http == 404
 
     wanted = sorted(set(user_ids))
     found = await asyncio.gather(*(missing(u) for u in wanted))

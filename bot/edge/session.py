@@ -186,7 +186,18 @@ async def probe_homeserver(url: str, timeout: float = 15.0) -> None:
             with contextlib.suppress(aiohttp.ContentTypeError, ValueError):
                 body = await response.json(content_type=None)
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise connection_problem(url, exc) from None
+        problem = connection_problem(url, exc)
+        if url.startswith("https://") and isinstance(exc, TimeoutError | aiohttp.ClientSSLError
+                                                    | aiohttp.ClientOSError):
+            # Some servers (Synapse's own listener) never answer a TLS hello: ask in plain
+            # http whether a homeserver is there.
+            plain = "http://" + url.removeprefix("https://")
+            with contextlib.suppress(StartupError):
+                await probe_homeserver(plain, timeout=5.0)
+                problem = NotAHomeserver(
+                    f"TLS handshake with {_where(url)} failed: it speaks plain http there; "
+                    f"use {plain} in matrix.homeserver (or the https address of its proxy)")
+        raise problem from None
     if status in (502, 503, 504):
         raise HomeserverUnreachable(
             f"the homeserver behind {url} is not up (HTTP {status} from its proxy)")
