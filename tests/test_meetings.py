@@ -54,8 +54,12 @@ def test_each_mode_transition_is_announced_with_its_calendar_file(h: Harness) ->
     assert len(announcement) == 1
     assert announcement[0].room == OP_ROOM
     assert not announcement[0].is_reply
-    assert announcement[0].content["msgtype"] == "m.notice"
-    assert announcement[0].content["m.mentions"] == {}
+    # The first meeting is more than 7 days away: the same message asks the chair for an ad
+    # hoc one (one coherent message, not "asleep, consider ad hoc" beside "now monthly").
+    assert announcement[0].content["msgtype"] == "m.text"
+    assert announcement[0].content["m.mentions"] == {"user_ids": [CHAIR]}
+    assert "more than 7 days away for a new signal" in announcement[0].body
+    assert not [s for s in sent if "while the table is asleep" in s.body]
     [cal] = calendars(sent)
     assert str(cal["METHOD"]) == "REQUEST"
     assert event(cal).decoded("DTSTART") == local(2026, 12, 1)
