@@ -83,7 +83,8 @@ async def deploy(root: Path, hs: Homeserver, localparts: dict[str, str]) -> Depl
     state.mkdir(parents=True, mode=0o700)  # StateDirectory=, StateDirectoryMode=0700
     data_dir = re.search(r'data_dir = "(/[^"]+)"', README)
     database_url = re.search(r'database_url = "sqlite:///(/[^"]+)"', README)
-    assert data_dir and database_url
+    assert data_dir
+    assert database_url
     text = EXAMPLE
     text = re.sub(r'^data_dir = "[^"]*"', f'data_dir = "{root}{data_dir.group(1)}"', text,
                   flags=re.M)
@@ -194,7 +195,8 @@ async def test_the_bot_waits_for_a_homeserver_that_comes_up_20_s_after_it(
         bot.start()
         await bot.wait_line("trying again in", timeout=SLOW)
         await asyncio.sleep(20)
-        assert bot.proc is not None and bot.proc.poll() is None  # still waiting, not exited
+        assert bot.proc is not None
+        assert bot.proc.poll() is None
         await hs.start()
         await bot.wait_line("first sync done", timeout=SLOW)
         await _chair_is_answered(d, parts, bot)

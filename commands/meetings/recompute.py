@@ -169,7 +169,10 @@ def recompute_table(repos: Repositories, cell: Cell, table: Table, now: datetime
     else:
         mode = cadence_mode(data.open_dossiers, data.problematic_open)
     ahead = notice(cell, table)
-    target = target_slot(mode, cell, table, now, data.last_held, data.taken, ahead)
+    # A slot the chair already planned a meeting at by hand is that meeting: the rhythm does
+    # not add an automatic one beside it (two invitations, one labelled "auto").
+    by_hand = frozenset(m.starts_at.astimezone(UTC) for m in current if m.kind != AUTO)
+    target = target_slot(mode, cell, table, now, data.last_held, data.taken | by_hand, ahead)
     future_auto = [m for m in current if m.kind == AUTO and m.starts_at > now]
     change: tuple[str, MeetingRecord] | None = None
     outputs: list[Output] = []
