@@ -33,6 +33,7 @@ from bot.edge.trust import fingerprint
 from bot.logsafe import where
 from commands.framework import ChangeRecorder, Incoming, Output, Reply, SchedulerPort
 from commands.meetings import cadence
+from commands.meetings.common import next_planned, when
 from commands.meetings.recompute import recompute_all, recompute_table
 from commands.meetings.reminders import JobPlan, job_plan
 from commands.members.roster import effective_member, effective_roster, table_members
@@ -46,6 +47,21 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 #: A scheduled job's decision: repositories, the port for tables it changes, and "now".
 JobFn = Callable[[Repositories, SchedulerPort, datetime], Sequence[Output]]
+
+
+def joined_notice(cell: Cell, table: Table, user_id: str, repos: Repositories,
+                  now: datetime) -> Reply:
+    """A roster member joined the table's room: history before the join is not theirs to
+    read, so mentions they were sent are lost to them. One short message mentions them and
+    says what is waiting (open votes, the next meeting and its agenda, the !ack)."""
+    votes = len(repos.votes.open_votes(cell.id, table.value))
+    upcoming = next_planned(repos, cell, table, now)
+    return Reply("msg:joined.welcome", {
+        "user_id": user_id,
+        "votes": votes,
+        "next": when(upcoming.starts_at, cell) if upcoming else None,
+        "acked": repos.acks.has_acked(cell.id, table.value, user_id),
+    }, notify=True, mentions=(user_id,), in_reply=False)
 
 
 def system_clock() -> datetime:
@@ -161,7 +177,7 @@ class Core:
         assert isinstance(event, OutsiderJoined)
         member = effective_member(cell, repos, event.user_id)
         if member is not None and ref.table in member.tables:
-            return [], None
+            return [joined_notice(cell, ref.table, event.user_id, repos, now)], None
         log.warning("a non-roster user joined a table room %s", event.room_id)
         chairs = chairs_among(table_members(cell, repos, ref.table), ref.table)
         return [Reply("msg:members.outsider", {"user_id": event.user_id}, notify=True,
