@@ -169,3 +169,19 @@ async def test_status_and_purge_need_no_secret_and_refuse_a_database_that_does_n
     code, output = await livcr(command, "-c", str(config), password=False)
     assert code == 0, output
     assert "Traceback" not in output
+
+
+def test_nios_silent_429_sleep_is_logged_with_its_length_and_end() -> None:
+    import logging
+
+    from bot.cli import RateLimitNotice
+
+    record = logging.LogRecord("nio.client.async_client", logging.WARNING, __file__, 1,
+                               "Got 429 response (ratelimited), sleeping for %dms", (292600,),
+                               None)
+    record.created = 0.0
+    assert RateLimitNotice().filter(record)
+    message = record.getMessage()
+    assert message.startswith("the homeserver rate-limits the bot (HTTP 429): waiting 293 s, "
+                              "until ")
+    assert "then it goes on by itself" in message
