@@ -167,8 +167,8 @@ class MatrixBot:
 
     async def run(self) -> None:
         """Sync until :meth:`stop`; rides out homeserver outages with backoff."""
-        await login_when_reachable(self.client, self.core.config.matrix, self.data_dir,
-                                   self._stop)
+        await login_when_reachable(self.core.config.matrix, self.data_dir, self._stop,
+                                   self.login)
         await self.resolve_rooms()
         await self.keys.start()
         token = self.core.sync_token()

@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -278,10 +278,11 @@ async def wait_for_homeserver(cfg: MatrixConfig, stop: asyncio.Event,
             raise HomeserverUnreachable("stopped while waiting for the homeserver")
 
 
-async def login_when_reachable(client: AsyncClient, cfg: MatrixConfig, data_dir: Path,
-                               stop: asyncio.Event) -> None:
+async def login_when_reachable(cfg: MatrixConfig, data_dir: Path, stop: asyncio.Event,
+                               do_login: Callable[[], Awaitable[None]]) -> None:
     """``livcr run``: with a saved session, wait for the homeserver (and through a login
-    rate limit) instead of exiting; a first start (no session yet) fails with one line."""
+    rate limit) instead of exiting; a first start (no session yet) fails with one line.
+    ``do_login`` is the bot's own login (:func:`login` and what the bot adds to it)."""
     saved = (data_dir / SESSION_FILE).exists()
     while True:
         if saved:
@@ -289,7 +290,7 @@ async def login_when_reachable(client: AsyncClient, cfg: MatrixConfig, data_dir:
         else:
             await probe_homeserver(cfg.homeserver)
         try:
-            await login(client, cfg, data_dir)
+            await do_login()
             return
         except RateLimited as exc:
             log.warning("%s; waiting %.0f s", exc, exc.retry_after)
