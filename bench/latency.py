@@ -2,7 +2,7 @@
 
 Run as a plain script from the repository (inside .venv)::
 
-    python bench/latency.py [--members 10] [--rounds 20] [--concurrent-rounds 10]
+    python bench/latency.py [--members 3 10] [--rounds 20] [--concurrent-rounds 10]
 
 Starts a throw-away Synapse on loopback, provisions one cell (an encrypted operational table
 room made by ``livcr setup``) and, for the floor, an encrypted room of ``bench/echo_bot.py``
@@ -92,9 +92,11 @@ def roster(hs: Homeserver, count: int) -> list[tuple[str, str, str]]:
     return [(hs.user_id(f"bench{name}"), role, org) for name, role, org in people[:count]]
 
 
-async def run(args: argparse.Namespace, base: Path) -> int:
+async def run(args: argparse.Namespace, base: Path, size: int) -> tuple[float, float]:
+    """One measurement with ``size`` members; returns the median ratios (sequential,
+    concurrent)."""
     hs = Homeserver(base / "hs")
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; {size} members")
     began = time.monotonic()
     await hs.start()
     processes = []
@@ -103,7 +105,7 @@ async def run(args: argparse.Namespace, base: Path) -> int:
         async with Api(hs) as api:
             bot_user = await hs.register("benchbot", PASSWORD)
             echo_user = await hs.register("benchecho", PASSWORD)
-            people = roster(hs, args.members)
+            people = roster(hs, size)
             for user_id, *_ in people:
                 await hs.register(user_id[1:].split(":")[0], PASSWORD)
             config = base / "config.toml"
@@ -136,8 +138,11 @@ async def run(args: argparse.Namespace, base: Path) -> int:
               f"{args.concurrent_rounds} rounds of {len(members)} members at once")
         targets = {"bot": (bot_room,), "floor": (echo_room,)}
         cpu_before = {"bot": cpu_seconds(bot.pid), "floor": cpu_seconds(echo.pid)}
-        profiler = await start_profiler(args.profile, bot.pid)
-        sequential = await measure_pairs(targets, args.rounds, members[: args.members],
+        profile = args.profile
+        if profile is not None and len(args.members) > 1:
+            profile = profile.with_name(f"{profile.name}.{size}")
+        profiler = await start_profiler(profile, bot.pid)
+        sequential = await measure_pairs(targets, args.rounds, members[:size],
                                          concurrent=False)
         concurrent = await measure_pairs(targets, args.concurrent_rounds, members,
                                          concurrent=True)
@@ -163,10 +168,14 @@ async def run(args: argparse.Namespace, base: Path) -> int:
                 overall["bot"] += bot_values
                 overall["floor"] += floor_values
             rows.append(_row(f"{phase}, {kind}", bot_values, floor_values))
+        for command in COMMANDS:  # what the bot adds over the floor, per command kind
+            label = " ".join(word for word in command.split() if "=" not in word)
+            rows.append(_row(f"  {label}", flatten(data["bot"], (command,)),
+                             flatten(data["floor"], (command,))))
     print()
     print("reply latency, command sent -> decrypted reply received (ms)")
     print_table(["commands", "n", "bot med", "bot p95", "bot max", "floor med", "floor p95",
-                 "floor max", "ratio med"], rows)
+                 "floor max", "ratio med", "added med"], rows)
     replies = len(overall["bot"])
     print()
     print(f"CPU time per reply (process user+system): bot {cpu['bot'] / replies * 1000:.1f} ms, "
@@ -181,7 +190,7 @@ async def run(args: argparse.Namespace, base: Path) -> int:
     print(f"median ratio bot/floor: sequential {seq_ratio:.2f} ({seq_extra:+.0f} ms), "
           f"concurrent {conc_ratio:.2f} ({conc_extra:+.0f} ms); target <= {TARGET_RATIO}: "
           f"{'OK' if max(seq_ratio, conc_ratio) <= TARGET_RATIO else 'MISSED'}")
-    return 0
+    return seq_ratio, conc_ratio
 
 
 async def start_profiler(output: Path | None, pid: int) -> asyncio.subprocess.Process | None:
@@ -202,14 +211,18 @@ async def stop_profiler(profiler: asyncio.subprocess.Process | None) -> None:
 
 
 def _row(name: str, bot: list[float], floor: list[float]) -> list[str]:
+    if not bot or not floor:
+        return [name, str(len(bot)), *(["-"] * 8)]
     b, f = stats(bot), stats(floor)
     return [name, str(len(bot)), *(f"{v:.1f}" for v in b), *(f"{v:.1f}" for v in f),
-            f"{b[0] / f[0]:.2f}"]
+            f"{b[0] / f[0]:.2f}", f"{b[0] - f[0]:+.1f}"]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--members", type=int, default=10, help="members (>= 2)")
+    parser.add_argument("--members", type=int, nargs="+", default=[3, 10],
+                        help="member counts (>= 2), each measured on its own homeserver: "
+                             "3 is a fast homeserver's case, 10 a busy table")
     parser.add_argument("--profile", type=Path, default=None,
                         help="write py-spy's samples of the bot (raw, collapsed stacks) here")
     parser.add_argument("--rounds", type=int, default=20,
@@ -219,13 +232,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, default=None,
                         help="work in this folder and keep it (logs) instead of a temporary one")
     args = parser.parse_args(argv)
-    if args.members < 2 or args.rounds < 1 or args.concurrent_rounds < 1:
+    if min(args.members) < 2 or args.rounds < 1 or args.concurrent_rounds < 1:
         parser.error("--members must be at least 2, the rounds at least 1")
-    if args.keep is not None:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        return asyncio.run(run(args, args.keep.resolve()))
-    with tempfile.TemporaryDirectory(prefix="livcr-latency-") as folder:
-        return asyncio.run(run(args, Path(folder)))
+    summary: list[tuple[int, float, float]] = []
+    for size in args.members:
+        if args.keep is not None:
+            folder = args.keep / f"members-{size}"
+            folder.mkdir(parents=True, exist_ok=True)
+            ratios = asyncio.run(run(args, folder.resolve(), size))
+        else:
+            with tempfile.TemporaryDirectory(prefix="livcr-latency-") as tmp:
+                ratios = asyncio.run(run(args, Path(tmp), size))
+        summary.append((size, *ratios))
+        print()
+    if len(summary) > 1:
+        print_table(["members", "sequential ratio", "concurrent ratio"],
+                    [[str(n), f"{a:.2f}", f"{b:.2f}"] for n, a, b in summary])
+    return 0
 
 
 if __name__ == "__main__":

@@ -12,11 +12,26 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlmodel import Session
 
+from storage.identities import IdentityPin
 from storage.migrations import upgrade
+from storage.models import RosterEntry
 from storage.repositories import Repositories
 
 #: Execution option that marks a read-only unit of work (see ``Database.reading``).
 READING = "livcr_reading"
+#: The rows whose change changes who the bot trusts: roster changes and identity pins.
+TRUST_ROWS = (RosterEntry, IdentityPin)
+_TRUST_CHANGED = "livcr_trust_changed"
+
+
+@event.listens_for(Session, "after_flush")
+def _note_trust_rows(session: Any, _context: Any) -> None:
+    # Called while the flushed objects are still listed: mark the unit of work when it
+    # wrote a roster change or an identity pin (see ``Database.trust_generation``).
+    if not session.info.get(_TRUST_CHANGED) and any(
+            isinstance(row, TRUST_ROWS)
+            for row in (*session.new, *session.dirty, *session.deleted)):
+        session.info[_TRUST_CHANGED] = True
 
 
 def make_engine(url: str) -> sa.Engine:
@@ -73,6 +88,10 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._reader = self.engine.execution_options(**{READING: True})
+        #: Counts committed units of work of this process that changed a roster or an
+        #: identity pin: the edge reads rosters and pins again only when it moved (another
+        #: process, e.g. ``livcr trust``, is seen by a periodic re-read).
+        self.trust_generation = 0
 
     def migrate(self) -> int:
         version = upgrade(self.engine)
@@ -97,6 +116,8 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+            if session.info.pop(_TRUST_CHANGED, False):
+                self.trust_generation += 1
 
     @contextmanager
     def reading(self) -> Iterator[Repositories]:

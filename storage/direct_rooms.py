@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from storage.models import DirectRoom
 
@@ -23,3 +23,8 @@ class DirectRoomRepository:
             row.room_id = room_id
             self._session.add(row)
 
+
+    def owner(self, room_id: str) -> tuple[str, str] | None:
+        """``(cell, user_id)`` whose direct room this is, or None."""
+        row = self._session.exec(select(DirectRoom).where(DirectRoom.room_id == room_id)).first()
+        return (row.cell, row.user_id) if row else None

@@ -3,18 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import pytest
+from nio import (
+    ForwardedRoomKeyEvent,
+    MessageDirection,
+    RoomKeyEvent,
+    RoomMessagesResponse,
+)
 from nio.api import Api
 
+from bot.config import load_config
+from bot.core.service import Service
+from commands.framework import Incoming
+from commands.model import Table
 from demo.homeserver import Homeserver
 from demo.member import MemberClient
+from storage.repositories import OutboxItem
 from tests.world import PASSWORD, make_world
 
 pytestmark = pytest.mark.e2e
+
+CODE = re.compile(r"C-[0-9A-Z]{5}")
 
 
 async def test_outsider_device_receives_only_undecryptable_events_from_the_bot(
@@ -217,4 +235,210 @@ async def test_an_identity_reset_blocks_until_the_chair_trusts_the_shown_key(
         again = await world.ask("ocmw", "operational", "!members")
         assert again.decrypted
     finally:
+        await world.close()
+
+
+async def test_a_forged_sender_session_mismatch_is_not_obeyed(
+        synapse: Homeserver, tmp_path: Path) -> None:
+    """Another roster member's Megolm ciphertext (a session the bot holds, from her trusted
+    device) sent under the chair's account: it decrypts, but its session is not the chair's,
+    so the chair-only command must not run. The chair's own command is the positive control."""
+    world = await make_world(synapse, tmp_path)
+    try:
+        assert world.bot is not None
+        chair, ocmw = world.members["chair"], world.members["ocmw"]
+        room = world.rooms["operational"]
+        await world.ask("chair", "operational", "!ack")
+        # ocmw's client shares her outbound session with the bot, which then decrypts her.
+        assert (await world.ask("ocmw", "operational", "!members")).decrypted
+        spy = synapse.user_id(f"{world.prefix}spy")
+        command = f"!members add {spy} information_officer Politie"
+        _, forged = ocmw.client.encrypt(room, "m.room.message",
+                                        {"msgtype": "m.text", "body": command})
+        assert forged["device_id"] == ocmw.client.device_id  # her session, her device
+        gated = world.bot.log().count("did not act on a")
+        method, path, data = Api.room_send(chair.client.access_token, room,
+                                           "m.room.encrypted", forged, str(uuid4()))
+        response = await chair.client.send(method, path, data)  # the CHAIR's token
+        assert response.status == 200
+        forged_id = (await response.json())["event_id"]
+        # The bot decrypted it (ocmw's session) and the gate refused it.
+        await world.bot.wait_line("did not act on a", timeout=90, after=gated)
+        assert "not from a trusted device" in world.bot.log()
+        roster = await world.ask("chair", "operational", "!members")
+        assert roster.decrypted
+        assert spy not in roster.body
+        answers = [s for s in chair.seen if s.in_reply_to == forged_id]
+        assert not any("roster" in s.body for s in answers), [s.body for s in answers]
+        # Positive control: the same command from the chair's own device is obeyed.
+        added = await world.ask("chair", "operational", command)
+        assert "now on the roster" in added.body
+        roster = await world.ask("chair", "operational", "!members")
+        assert spy in roster.body
+    finally:
+        await world.close()
+
+
+async def test_a_second_device_of_the_bots_own_account_receives_no_room_key(
+        synapse: Homeserver, tmp_path: Path) -> None:
+    world = await make_world(synapse, tmp_path)
+    second: MemberClient | None = None
+    try:
+        ocmw = world.members["ocmw"]
+        await world.ask("chair", "operational", "!ack")
+        # Logged in with the bot's own password, in a store of its own: same account.
+        second = MemberClient(synapse.url, world.bot_user, PASSWORD,
+                              world.base / "bot-second-device")
+        room_keys: list[tuple[str, str]] = []
+
+        def on_key(event: RoomKeyEvent | ForwardedRoomKeyEvent) -> None:
+            room_keys.append((event.sender, event.room_id))
+
+        second.client.add_to_device_callback(on_key, (RoomKeyEvent, ForwardedRoomKeyEvent))
+        await second.login(cross_sign=False, device_name="a second bot device")
+        assert second.client.device_id != json.loads(
+            (world.base / "data" / "session.json").read_text())["device_id"]
+        await second.start()
+        for room in world.rooms.values():  # the account is in the table rooms already
+            assert room in second.client.rooms
+        await asyncio.sleep(3)  # the bot learns of the device through device_lists
+        # The bot's messages from now on: the members read them, the second device cannot.
+        replies = [await world.ask("chair", "operational", "!members"),
+                   await world.ask("ocmw", "operational", "!help"),
+                   await world.ask("chair", "strategic", "!ack")]
+        assert all(r.decrypted for r in replies)
+        await asyncio.sleep(3)  # a late to-device message would arrive meanwhile
+        for reply in replies:
+            seen = [s for s in second.seen if s.event_id == reply.event_id]
+            assert seen, reply.body  # the event reached the second device ...
+            assert not any(s.decrypted for s in seen)  # ... which could not read it
+        from_bot = [s for s in second.seen if s.sender == world.bot_user]
+        assert from_bot
+        assert not any(s.decrypted for s in from_bot)
+        assert not [key for key in room_keys if key[0] == world.bot_user], room_keys
+        bot_device = json.loads((world.base / "data" / "session.json").read_text())["device_id"]
+        bot_key = ocmw.client.device_store[world.bot_user][bot_device].curve25519
+        assert second.client.olm is not None
+        assert not [s for s in second.client.olm.inbound_group_store if s.sender_key == bot_key]
+        assert ocmw.user_id in replies[0].body
+    finally:
+        if second is not None:
+            await second.stop()
+        await world.close()
+
+
+@dataclass
+class _Clock:
+    """The bot's injected clock, set by the test."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_an_unencrypted_configured_room_gets_no_reminder_code_or_file(
+        synapse: Homeserver, tmp_path: Path) -> None:
+    """The operational table's configured room is a plain one. Members' commands there only
+    get the refusal; what the core decides for that room anyway (a signal's code and cadence
+    announcement with its ``.ics``, a planned meeting's ``.ics``, the reminder the scheduler
+    sends on the injected clock) reaches the edge and is never sent: every event of the room's
+    timeline from the bot is a refusal."""
+    world = await make_world(synapse, tmp_path, with_bot=False)
+    service: Service | None = None
+    running: asyncio.Task[None] | None = None
+    try:
+        chair = world.members["chair"]
+        names = ("chair", "io", "ocmw", "clb")
+        created = await chair.client.room_create(
+            invite=[world.bot_user, *(world.uid(n) for n in names[1:])])
+        plain = str(created.room_id)  # type: ignore[union-attr]
+        alias = f'room = "#{world.prefix}op:{synapse.server_name}"'
+        text = world.config_path.read_text()
+        assert alias in text
+        world.config_path.write_text(text.replace(alias, f'room = "{plain}"'))
+        world.rooms["operational"] = plain
+        for name in names:
+            await world.members[name].join(plain)
+        assert not chair.client.rooms[plain].encrypted
+        # The bot in this process, on a clock the test moves.
+        config = load_config(world.config_path, environ={"LIVCR_MATRIX_PASSWORD": PASSWORD})
+        clock = _Clock(datetime.now(UTC).replace(microsecond=0))
+        service = Service(config, clock=clock)
+        handed: list[dict[str, Any]] = []  # every item the edge was asked to send
+        send = service.bot.outbox._send
+
+        async def spy(item: OutboxItem) -> bool:
+            if item.room_id == plain:
+                handed.append(dict(item.content))
+            return await send(item)
+
+        service.bot.outbox._send = spy  # type: ignore[method-assign]
+        running = asyncio.create_task(service.run())
+        await asyncio.wait_for(service.bot.ready.wait(), timeout=120)
+
+        refusal = await world.ask("chair", "operational", "!help", timeout=60)
+        assert "not end-to-end encrypted" in refusal.body
+
+        # What commands would have produced there, decided as if they had been obeyed.
+        cell = config.cells[0]
+
+        def decide(name: str, body: str) -> None:
+            assert service is not None
+            service.core.decide(Incoming(
+                cell=cell.id, table=Table.OPERATIONAL, room_id=plain,
+                event_id=f"$decided-{uuid4()}", sender=world.uid(name), body=body,
+                timestamp=clock()))
+
+        for name in ("chair", "ocmw", "clb"):
+            await asyncio.to_thread(decide, name, "!ack")
+        await asyncio.to_thread(decide, "ocmw",
+                                "!signal phenomenon=early indicators=isolation assessed=yes")
+        day = (clock.now.astimezone(cell.tz) + timedelta(days=3)).date()
+        await asyncio.to_thread(decide, "chair", f"!meeting schedule {day} 10:00")
+        service.bot.flush_soon()
+        # The scheduler's reminder one hour before the meeting, on the injected clock.
+        start = datetime.combine(day, time(10), cell.tz)
+        clock.now = (start - timedelta(hours=1) + timedelta(seconds=30)).astimezone(UTC)
+        await service.jobs.sync(None)
+
+        def reminded() -> bool:
+            return any("Reminder: meeting" in str(c.get("content", {}).get("body", ""))
+                       for c in handed)
+
+        for _ in range(600):  # everything decided reached the edge (no timing asserted)
+            if reminded() and not await asyncio.to_thread(service.core.pending):
+                break
+            await asyncio.sleep(0.2)
+        bodies = [str(c.get("content", {}).get("body", "")) for c in handed]
+        assert reminded(), bodies
+        assert any(CODE.search(b) for b in bodies), bodies  # the signal's code
+        assert sum("attachment" in c for c in handed) >= 2, bodies  # two .ics files
+        assert not await asyncio.to_thread(service.core.pending)
+
+        # The room's whole timeline: from the bot, only the refusal.
+        probe = await world.ask("ocmw", "operational", "!case list", timeout=60)
+        assert "not end-to-end encrypted" in probe.body
+        history = await chair.client.room_messages(plain, start=chair.client.next_batch,
+                                                   direction=MessageDirection.back,
+                                                   limit=500)
+        assert isinstance(history, RoomMessagesResponse)
+        from_bot = [e.source for e in history.chunk if e.sender == world.bot_user]
+        messages = [s for s in from_bot if s["type"] != "m.room.member"]
+        assert len(messages) >= 2
+        for source in messages:
+            content = source.get("content", {})
+            assert source["type"] == "m.room.message", source
+            assert content.get("msgtype") == "m.notice", source
+            assert "not end-to-end encrypted" in content.get("body", ""), source
+            assert not CODE.search(json.dumps(content)), source
+        # ... because the edge dropped all of it (only the refusals went out).
+        refusals = sum(bool(c.get("refusal")) for c in handed)
+        assert service.bot.outbox.dropped.get("message", 0) >= len(handed) - refusals
+    finally:
+        if service is not None:
+            service.stop()
+        if running is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(running, timeout=60)
         await world.close()

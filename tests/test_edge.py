@@ -26,6 +26,7 @@ from bot.core.app import Core
 from bot.edge.client import MatrixBot
 from bot.edge.signing_keys import CrossSigningKeys, public_b64, sign_json
 from commands.model import Table
+from storage.repositories import RosterChange
 from tests.factories import CHAIR, NOW, OUTSIDER, make_config, memory_db
 
 DATA = Path(__file__).parent / "data"
@@ -358,3 +359,73 @@ async def test_an_unencrypted_room_gets_only_the_refusal(edge: MatrixBot) -> Non
     assert edge.outbox.dropped == {"message": 2, "poll_start": 1}
     await edge.outbox._send(refusal)
     assert len(sent) == 1
+
+
+# ---- rosters and pins are read again when they changed, not for every command ---------------
+async def test_rosters_and_pins_are_read_again_only_after_a_trust_change(
+        edge: MatrixBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    core = edge.core
+    reads: list[int] = []
+    everyone = core.everyone_on_a_roster
+
+    def counted() -> set[str]:
+        reads.append(1)
+        return everyone()
+
+    monkeypatch.setattr(core, "everyone_on_a_roster", counted)
+    await edge.keys.follow_rosters()
+    await edge.keys.follow_rosters()
+    assert len(reads) == 1
+    data = recorded("sync_encrypted_command.json")
+    chair = Member(CHAIR)
+    chair.known_to(edge)
+    chair.encrypt(edge, data, command("!ack"))  # decided, but no roster or pin changes
+    await feed(edge, data)
+    assert outbox(edge)
+    await edge.keys.follow_rosters()
+    assert len(reads) == 1
+    # A pin committed by this process (first sight, `members trust`, a block) moves the
+    # generation: read again at the next sync.
+    core.identities_seen([(CHAIR, public_b64(chair.identity.master))], [])
+    await edge.keys.follow_rosters()
+    assert len(reads) == 2
+    # A pin written by another process (`livcr trust`) is seen by the periodic re-read.
+    monkeypatch.setattr("bot.edge.devices.PINS_REREAD_S", 0.0)
+    await edge.keys.follow_rosters()
+    assert len(reads) == 3
+
+
+def test_only_roster_and_pin_writes_move_the_trust_generation() -> None:
+    with memory_db() as db:
+        before = db.trust_generation
+        with db.unit_of_work() as repos:
+            repos.events.mark_processed("$e", OP, NOW)
+        assert db.trust_generation == before
+        with db.unit_of_work() as repos:
+            repos.identities.pin(CHAIR, "a-master-key", "roster", NOW)
+        assert db.trust_generation == before + 1
+        with db.reading() as repos:
+            assert repos.identities.pins({CHAIR}) == {CHAIR: "a-master-key"}
+        assert db.trust_generation == before + 1
+
+
+async def test_a_rooms_key_recipients_are_read_again_only_after_a_roster_change(
+        edge: MatrixBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    core = edge.core
+    reads: list[str] = []
+    of_room = core.roster_user_ids
+
+    def counted(room_id: str) -> set[str]:
+        reads.append(room_id)
+        return of_room(room_id)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(core, "roster_user_ids", counted)
+    first = await edge.keys.roster_of(OP)
+    assert await edge.keys.roster_of(OP) == first
+    assert reads == [OP]
+    with core.db.unit_of_work() as repos:  # type: ignore[attr-defined]
+        repos.roster.put(RosterChange(cell=CELL, user_id="@nieuw:example.be", role="partner",
+                                      organisation="OCMW", tables=("operational",),
+                                      removed=False), CHAIR, NOW)
+    assert "@nieuw:example.be" in await edge.keys.roster_of(OP)
+    assert reads == [OP, OP]

@@ -103,6 +103,7 @@ class Core:
         self.rooms: dict[str, RoomRef] = {}
         self.room_ids: dict[str, dict[Table, str]] = {}
         self.direct_users: dict[str, str] = {}  # direct room id -> its one recipient
+        self.words = render  # the edge's verification notices are worded here
         self.port: SchedulerPort = scheduler or ChangeRecorder()
         self.grace = parse_duration(config.limits.reminder_grace)
         self.dispatcher = Dispatcher(config, scheduler=scheduler, room_ids=self.room_ids)
@@ -218,6 +219,10 @@ class Core:
                           origin_room, self.clock())
 
     # ---- identities (spec §11) ------------------------------------------------------
+    def trust_generation(self) -> int:
+        """Moves whenever this process committed a roster change or an identity pin."""
+        return self.db.trust_generation
+
     def everyone_on_a_roster(self) -> set[str]:
         """Every user on the roster of any table of any cell (the trust cache follows them)."""
         users: set[str] = set()
@@ -439,3 +444,20 @@ class Core:
         with self.db.unit_of_work() as repos:
             repos.direct_rooms.set(cell, user_id, room_id)
         self.direct_users[room_id] = user_id
+
+    def direct_room_user(self, room_id: str) -> str | None:
+        """The one member of a stored direct room (fiches, verification), or None."""
+        if room_id in self.direct_users:
+            return self.direct_users[room_id]
+        with self.db.reading() as repos:
+            owner = repos.direct_rooms.owner(room_id)
+        if owner is None:
+            return None
+        self.direct_users[room_id] = owner[1]
+        return owner[1]
+
+    def cells_of(self, user_id: str) -> list[str]:
+        """The cells on whose roster (any table) ``user_id`` is, in configuration order."""
+        with self.db.reading() as repos:
+            return [cell.id for cell in self.config.cells
+                    if any(m.user_id == user_id for m in effective_roster(cell, repos))]

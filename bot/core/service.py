@@ -98,6 +98,7 @@ class Service:
         self.config = merged
         self.core.config = merged
         self.core.dispatcher.config = merged
+        self.db.trust_generation += 1  # a roster change: the edge reads rosters and pins again
         self.bot.rosters_reloaded()
         added = sorted({(c.id, t, m.user_id) for c in merged.cells for t in c.tables
                         for m in c.members_of(t)} - before)

@@ -20,8 +20,10 @@ from typing import Any
 from nio import (
     AsyncClient,
     JoinError,
+    KeyVerificationEvent,
     MegolmEvent,
     MessageDirection,
+    RoomGetStateResponse,
     RoomInviteError,
     RoomMessagesResponse,
     RoomResolveAliasResponse,
@@ -45,6 +47,7 @@ from bot.edge.inbound import (
 from bot.edge.outbound import OutboxSender
 from bot.edge.port import CorePort
 from bot.edge.session import StartupError, login, login_when_reachable, new_client
+from bot.edge.verification import Verifications, judge_invite, only_the_two, silence_nio_sas
 from bot.logsafe import where
 from commands.framework import Incoming
 
@@ -74,6 +77,8 @@ FIRST_SYNC_FILTER: dict[str, Any] = {
 #: Room aliases resolved at once at start.
 RESOLVE_CONCURRENCY = 16
 GAP_PAGES = 50
+#: The sync token is saved at most this often (and after the first sync, and at stop).
+TOKEN_SAVE_S = 30.0
 
 
 @dataclass
@@ -90,24 +95,27 @@ class MatrixBot:
     _background: set[asyncio.Future[None]] = field(default_factory=set)
     #: Events not acted on, by kind (plaintext in an encrypted room, untrusted device...).
     refused: dict[str, int] = field(default_factory=dict)
+    verifications: Verifications = field(init=False)
 
     def __post_init__(self) -> None:
         cfg = self.core.config.matrix
         self.data_dir = secure_dir(cfg.data_dir)
         self.client = new_client(cfg, self.data_dir)
-        self.client.add_to_device_callback(self._on_to_device, (UnknownToDeviceEvent,))
+        self.client.add_to_device_callback(self._on_to_device,
+                                           (UnknownToDeviceEvent, KeyVerificationEvent))
         self.held = HeldEvents(self.client, self.data_dir,
                                self.core.config.limits.undecryptable_timeout_seconds)
         self.keys = KeySharing(self.client, self.core)
         self.outbox = OutboxSender(self.client, self.core, self.keys, self.ready, self._stop)
+        self.verifications = Verifications(self.client, self.core, self.keys, self.data_dir)
 
     async def login(self) -> None:
         await login(self.client, self.core.config.matrix, self.data_dir)
+        silence_nio_sas(self.client)  # verification is ours (bot.edge.verification)
 
     def rosters_reloaded(self) -> None:
-        """The configuration's rosters changed (SIGHUP): who is tracked and who gets keys
-        is read again at the next sync."""
-        self.keys.rosters_changed = True
+        """The configuration's rosters changed (SIGHUP; the core moved its trust generation):
+        who is tracked and who gets keys is read again at the next sync."""
         self.keys.forget_rosters()
 
     def invite_soon(self, invites: list[tuple[str, str]]) -> None:
@@ -174,6 +182,8 @@ class MatrixBot:
         token = self.core.sync_token()
         first = token is None
         delay = 1.0
+        saving: asyncio.Future[None] | None = None
+        saved, saved_at = token, 0.0
         while not self._stop.is_set():
             sync = asyncio.ensure_future(
                 self.client.sync(
@@ -209,7 +219,18 @@ class MatrixBot:
                 await self._sleep(delay)
                 continue
             token = response.next_batch
-            await asyncio.to_thread(self.core.save_sync_token, token)
+            # Every event of this sync is decided and marked processed already, so an older
+            # saved token only makes a restart read events again that the database skips:
+            # the token is saved after the first sync (history before it is never replayed),
+            # then at most every TOKEN_SAVE_S seconds and at stop — not after each sync
+            # (the bot's own echoes alone are a sync each), and while the next sync waits.
+            now = asyncio.get_running_loop().time()
+            if first or now - saved_at >= TOKEN_SAVE_S:
+                if saving is not None:
+                    await saving
+                saving = asyncio.ensure_future(
+                    asyncio.to_thread(self.core.save_sync_token, token))
+                saved, saved_at = token, now
             first = False
             if not self.ready.is_set():
                 await self._join_configured()
@@ -221,6 +242,10 @@ class MatrixBot:
                 if self.on_first_sync is not None:
                     await self.on_first_sync()
                 self.outbox.flush_soon()
+        if saving is not None:
+            await saving
+        if token is not None and token != saved:
+            await asyncio.to_thread(self.core.save_sync_token, token)
         await self.outbox.finish()
         await self.client.close()
 
@@ -252,17 +277,18 @@ class MatrixBot:
         changes = response.device_list
         await self.keys.exchange([*changes.changed, *changes.left])
         worked, self.keys.announced = self.keys.announced, False
-        for room_id in response.rooms.invite:
+        for room_id, invite in response.rooms.invite.items():
             if room_id in self.core.rooms:
                 await self.client.join(room_id)
             else:
-                log.info("declined an invite to an unconfigured room")
-                await self.client.room_leave(room_id)
+                await self._direct_invite(room_id, invite.invite_state)
+        await self.verifications.handle_to_device()
         for room_id, room_info in response.rooms.join.items():
-            if room_id not in self.core.rooms:
-                continue
             if since is None:
                 continue  # the very first sync: history from before it is not replayed
+            if room_id not in self.core.rooms:
+                await self._direct_room_events(room_id, room_info.timeline.events)
+                continue
             timeline = room_info.timeline
             events = list(timeline.events)
             if timeline.limited and timeline.prev_batch:
@@ -273,6 +299,7 @@ class MatrixBot:
                 if getattr(event, "sender", None) != self.client.user_id:
                     worked = True
                 await self._on_event(room_id, event)
+        await self.verifications.tick()
         retried = await self.held.retry(self.core.clock().timestamp(), self._on_event,
                                         self._undecryptable)
         if retried or worked or self.outbox.stalled:
@@ -282,6 +309,53 @@ class MatrixBot:
             # of announcements).
             self.outbox.stalled = False
             self.outbox.flush_soon()
+
+    async def _direct_invite(self, room_id: str, invite_state: list[Any]) -> None:
+        """Join a roster member's direct room (verification and fiches), decline the rest
+        without a word (spec §11)."""
+        verdict = judge_invite(invite_state, self.client.user_id, self.keys.trust.tracked())
+        if not verdict.accept or verdict.inviter is None:
+            log.info("declined an invite to an unconfigured room (%s)", verdict.why)
+            await self.client.room_leave(room_id)
+            return
+        joined = await self.client.join(room_id)
+        if isinstance(joined, JoinError):
+            log.warning("could not join a member's direct room")
+            return
+        member = verdict.inviter
+        # The invitation's state shows the inviter and the bot only; the room's full state,
+        # read once joined, must too (a third person invited at creation is not in it).
+        state = await self.client.room_get_state(room_id)
+        events = state.events if isinstance(state, RoomGetStateResponse) else None
+        present = {e.get("state_key") for e in events or []
+                   if e.get("type") == "m.room.member"
+                   and (e.get("content") or {}).get("membership") in ("join", "invite", "knock")}
+        if events is None or not only_the_two(present, self.client.user_id, member):
+            log.info("left an invited room: %s", "its state could not be read"
+                     if events is None else "it holds someone else")
+            await self.client.room_leave(room_id)
+            return
+        self.core.direct_users[room_id] = member
+        if any(e.get("type") == "m.room.encryption" and e.get("content") for e in events):
+            # Fiches go only to an encrypted room; verification works in any.
+            for cell in await asyncio.to_thread(self.core.cells_of, member):
+                await asyncio.to_thread(self.core.set_direct_room, cell, member, room_id)
+        log.info("joined a roster member's direct room")
+
+    async def _direct_room_events(self, room_id: str, events: list[Any]) -> None:
+        """A room that is not a table's: in a member's direct room only verification events
+        are acted on (and nothing is answered); any other room is ignored."""
+        member = await asyncio.to_thread(self.core.direct_room_user, room_id)
+        if member is None:
+            return
+        room = self.client.rooms.get(room_id)
+        if room is not None and not only_the_two(room.users, self.client.user_id, member):
+            log.warning("a direct room holds someone else: verification refused there")
+            return
+        for event in events:
+            source = getattr(event, "source", None)
+            if isinstance(source, dict) and not isinstance(event, MegolmEvent):
+                await self.verifications.on_room_event(room_id, member, source)
 
     async def _on_event(self, room_id: str, event: Any) -> None:
         """One timeline event: held when undecryptable, else its plain value decided."""
@@ -302,8 +376,6 @@ class MatrixBot:
         if isinstance(inbound, Incoming | PollAnswer):
             inbound = self._trusted(room_id, event, inbound)
         await asyncio.to_thread(self.core.decide, inbound)
-        if isinstance(inbound, Incoming):
-            self.keys.rosters_changed = True  # `members add/remove` changes who is tracked
         if not isinstance(inbound, OutsiderJoined | UnencryptedCommand | IgnoredInput):
             self.outbox.flush_soon()
 
@@ -343,8 +415,10 @@ class MatrixBot:
     async def _undecryptable(self, room_id: str, sender: str, event_id: str) -> None:
         await asyncio.to_thread(self.core.decide, Undecryptable(room_id, event_id, sender))
 
-    def _on_to_device(self, event: UnknownToDeviceEvent) -> None:
-        if event.type in ("m.room_key.withheld", "org.matrix.room_key.withheld"):
+    def _on_to_device(self, event: UnknownToDeviceEvent | KeyVerificationEvent) -> None:
+        self.verifications.queue_to_device(event.source)
+        withheld = ("m.room_key.withheld", "org.matrix.room_key.withheld")
+        if isinstance(event, UnknownToDeviceEvent) and event.type in withheld:
             code = event.source.get("content", {}).get("code", "unknown")
             log.warning("a sender withheld a room key from the bot (reason code %s)", code)
 

@@ -301,3 +301,37 @@ async def _sign_own_keys(
         changed = True
     if changed:
         keys.save(path)
+
+
+# ---- vouching for a member ---------------------------------------------------------------
+def user_signature_upload(keys: CrossSigningKeys, user_id: str, master: dict[str, Any]
+                          ) -> dict[str, Any]:
+    """The ``/keys/signatures/upload`` body that signs ``user_id``'s master key object (as
+    the server returned it) with the bot's user-signing key."""
+    pub = _master_pub(master)
+    usk_id = key_id(keys.user_signing)
+    signature = sign_json(keys.user_signing, master)
+    return {user_id: {pub: signed_copy(keys.user_id, master, usk_id, signature)}}
+
+
+async def sign_user_identity(
+    client: nio.AsyncClient, data_dir: Path, user_id: str, master: dict[str, Any]
+) -> bool:
+    """After a member verified the bot by SAS: sign their master key with the bot's
+    user-signing key and upload it (Element then shows the member as verified by the bot).
+    The pin is not touched. False (logged) when the keys are missing or the upload fails."""
+    keys = CrossSigningKeys.load(data_dir / KEYS_FILE, client.user_id)
+    if keys is None or keys.user_id == user_id:
+        log.warning("no cross-signing keys to sign a verified member's identity with")
+        return False
+    if key_id(keys.user_signing) in (master.get("signatures") or {}).get(keys.user_id, {}):
+        return True  # signed before
+    timeout = aiohttp.ClientTimeout(total=_REQUEST_TIMEOUT)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            await upload_signatures(_Api(client, session),
+                                    user_signature_upload(keys, user_id, master))
+    except (_Unavailable, CrossSigningError) as exc:
+        log.warning("signing a verified member's identity failed (%s)", type(exc).__name__)
+        return False
+    return True

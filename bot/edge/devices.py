@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 #: How long the homeserver may wait for other servers in a key query (ms).
 KEY_QUERY_TIMEOUT_MS = 10_000
+#: Pins another process wrote (``livcr trust``) are seen within this many seconds.
+PINS_REREAD_S = 10.0
 
 
 async def exchange_keys(client: AsyncClient) -> None:
@@ -50,15 +52,16 @@ class KeySharing:
     client: AsyncClient
     core: CorePort
     trust: TrustCache = field(init=False)
-    #: Who may receive each room's keys, read once per room and flush.
+    #: Who may receive each room's keys, per room, as of ``_rosters_generation``.
     _rosters: dict[str, set[str]] = field(default_factory=dict)
+    _rosters_generation: int = -1
     #: Key queries made (one per sync at most; tests and the bench read it).
     queries: int = 0
     #: A block was announced to the chairs since the sync loop last looked.
     announced: bool = False
-    #: A command was decided: the rosters may have changed (read again at the next sync).
-    rosters_changed: bool = False
     _everyone: set[str] | None = None
+    _generation: int = -1
+    _read_at: float = 0.0
 
     def __post_init__(self) -> None:
         self.trust = TrustCache(bot_user_id=self.client.user_id)
@@ -82,21 +85,25 @@ class KeySharing:
                     self.client.blacklist_device(device)
 
     async def follow_rosters(self) -> None:
-        """Track every roster user (untrack those on none) with the pin stored now (one query
-        per sync; the rosters themselves only after a command): a roster
-        change, a chair's ``members trust`` or an operator's ``livcr trust`` (another
-        process) is picked up here, at the next sync, and judged again at once."""
-        if self.rosters_changed or self._everyone is None:
-            # Rosters change only by a command: read them again after one (all cells).
-            self.rosters_changed = False
-            self._everyone = await asyncio.to_thread(self.core.everyone_on_a_roster)
-            self._everyone.discard(self.client.user_id)
+        """Track every roster user (untrack those on none) with their stored pin. Read again
+        only when this process committed a roster change or a pin (``members add/remove``,
+        ``members trust``, a first-sight pin, a block) — not for every command — and at least
+        every ``PINS_REREAD_S`` seconds for a pin another process wrote (``livcr trust``)."""
+        generation = self.core.trust_generation()
+        now = asyncio.get_running_loop().time()
+        if (self._everyone is not None and generation == self._generation
+                and now - self._read_at < PINS_REREAD_S):
+            return
+        self._generation, self._read_at = generation, now
+        self._everyone = await asyncio.to_thread(self.core.everyone_on_a_roster)
+        self._everyone.discard(self.client.user_id)
         users = set(self._everyone)
         pins = await asyncio.to_thread(self.core.identity_pins, users)  # one query
         gone = self.trust.tracked() - users
         if gone:
             self.trust.untrack(gone)
-            self.forget_rosters()
+        # Who may receive each room's keys is read again at the next flush.
+        self.forget_rosters()
         events: list[TrustEvent] = []
         for user_id in sorted(users):
             events += self.trust.track(user_id, pins.get(user_id))
@@ -153,6 +160,11 @@ class KeySharing:
 
     # ---- outbound -------------------------------------------------------------------------
     async def roster_of(self, room_id: str) -> set[str]:
+        """The users of a room's roster, read again only after a committed roster change."""
+        generation = self.core.trust_generation()
+        if generation != self._rosters_generation:
+            self._rosters.clear()
+            self._rosters_generation = generation
         allowed = self._rosters.get(room_id)
         if allowed is None:
             allowed = await asyncio.to_thread(self.core.roster_user_ids, room_id)

@@ -89,7 +89,6 @@ class OutboxSender:
             return
         async with self._flush_lock:
             done: list[OutboxItem] = []
-            self.keys.forget_rosters()
             try:
                 await self._send_pending(done)
             finally:

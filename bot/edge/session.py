@@ -20,6 +20,7 @@ from nio import AsyncClient, AsyncClientConfig, ErrorResponse, LoginResponse, Wh
 from bot.config import MatrixConfig
 from bot.edge.cross_signing import ensure_cross_signing
 from bot.edge.files import protect_tree, secure_dir, write_secret
+from bot.edge.store import BotStore
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ def new_client(cfg: MatrixConfig, data_dir: Path) -> AsyncClient:
         store_path=str(store_dir),
         config=AsyncClientConfig(
             encryption_enabled=True,
+            store=BotStore,
             store_sync_tokens=False,
             max_timeouts=0,
             request_timeout=60,

@@ -402,6 +402,17 @@ class TrustCache:
         entry = self._entries.get(user_id)
         return entry.pinned if entry is not None else None
 
+    def master_key_object(self, user_id: str) -> dict[str, Any] | None:
+        """The member's published master key object as last queried, when it is the
+        pinned one (what the bot's user-signing key may sign after a verification)."""
+        entry = self._entries.get(user_id)
+        if entry is None or entry.answer is None or entry.pinned is None:
+            return None
+        obj = _dict(entry.answer.get("master_keys")).get(user_id)
+        if _cross_signing_key(obj, user_id, "master") != entry.pinned:
+            return None
+        return dict(obj) if isinstance(obj, dict) else None
+
     def blocked(self, user_id: str) -> bool:
         verdict = self.status(user_id)
         return verdict is not None and verdict.blocked
