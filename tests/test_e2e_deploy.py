@@ -285,6 +285,12 @@ async def test_a_member_added_to_the_config_is_answered_after_sighup(
         await world.bot.wait_line("configuration reloaded: 1 roster entry added", timeout=SLOW,
                                   after=before)
         await newbie.join(world.rooms["operational"], timeout=SLOW)  # the bot invited them
+        # Joined after things were said: mentioned once, told what waits.
+        welcome = await newbie.wait_for(
+            lambda s: s.sender == world.bot_user and "Welcome" in s.body, timeout=SLOW)
+        assert welcome.decrypted
+        assert welcome.content["m.mentions"] == {"user_ids": [newbie.user_id]}
+        assert "`!ack`" in welcome.body
         reply = await world.ask("newbie", "operational", "!help", timeout=SLOW)
         assert reply.decrypted
         assert "!ack" in reply.body
