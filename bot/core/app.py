@@ -35,6 +35,7 @@ from bot.logsafe import where
 from bot.ops import metrics
 from commands.framework import ChangeRecorder, Incoming, Output, Reply, SchedulerPort
 from commands.meetings import cadence
+from commands.meetings.common import next_planned, when
 from commands.meetings.recompute import recompute_all, recompute_table
 from commands.meetings.reminders import JobPlan, job_plan
 from commands.members.roster import effective_member, effective_roster, table_members
@@ -54,6 +55,21 @@ JobFn = Callable[[Repositories, SchedulerPort, datetime], Sequence[Output]]
 #: to its sending time it no longer takes one (the edge may be sending it).
 OUTSIDER_BATCH = timedelta(seconds=5)
 OUTSIDER_MERGE_MARGIN = timedelta(seconds=1)
+
+
+def joined_notice(cell: Cell, table: Table, user_id: str, repos: Repositories,
+                  now: datetime) -> Reply:
+    """A roster member joined the table's room: history before the join is not theirs to
+    read, so mentions they were sent are lost to them. One short message mentions them and
+    says what is waiting (open votes, the next meeting and its agenda, the !ack)."""
+    votes = len(repos.votes.open_votes(cell.id, table.value))
+    upcoming = next_planned(repos, cell, table, now)
+    return Reply("msg:joined.welcome", {
+        "user_id": user_id,
+        "votes": votes,
+        "next": when(upcoming.starts_at, cell) if upcoming else None,
+        "acked": repos.acks.has_acked(cell.id, table.value, user_id),
+    }, notify=True, mentions=(user_id,), in_reply=False)
 
 
 def system_clock() -> datetime:
@@ -176,7 +192,7 @@ class Core:
         assert isinstance(event, OutsiderJoined)
         member = effective_member(cell, repos, event.user_id)
         if member is not None and ref.table in member.tables:
-            return [], None
+            return [joined_notice(cell, ref.table, event.user_id, repos, now)], None
         self._outsider(repos, cell, ref, event, now)
         return [], None
 

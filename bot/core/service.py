@@ -88,6 +88,37 @@ class Service:
         with self.db.reading() as repos:
             return len(repos.events.pending()), len(repos.identities.list_blocked())
 
+    def reload(self, new: Config) -> list[str]:
+        """SIGHUP: take the new file's cells (rosters, meeting settings) without a restart.
+
+        Refused, with the reasons returned, when what changed needs a restart (the account,
+        the database, the limits, the cells or their rooms): the running bot keeps the old
+        configuration then. Members added to a table are invited to its room."""
+        old = self.config
+        problems = reload_problems(old, new)
+        if problems:
+            return problems
+        merged = old.model_copy(update={"cells": new.cells})
+        before = {(c.id, t, m.user_id) for c in old.cells for t in c.tables
+                  for m in c.members_of(t)}
+        self.config = merged
+        self.core.config = merged
+        self.core.dispatcher.config = merged
+        self.db.trust_generation += 1  # a roster change: the edge reads rosters and pins again
+        self.bot.rosters_reloaded()
+        added = sorted({(c.id, t, m.user_id) for c in merged.cells for t in c.tables
+                        for m in c.members_of(t)} - before)
+        invites = [(room, user) for cell, table, user in added
+                   if (room := self.core.table_room(cell, table)) is not None]
+        if self.scheduler.running:
+            for cell in merged.cells:
+                for table in cell.tables:
+                    self.wiring.table_changed(cell.id, table)
+        self.bot.invite_soon(invites)
+        log.info("configuration reloaded: %d roster entr%s added", len(added),
+                 "y" if len(added) == 1 else "ies")
+        return []
+
     async def run(self) -> None:
         server = None
         if self.config.metrics.listen:
@@ -103,6 +134,20 @@ class Service:
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=False)
             self.db.dispose()
+
+
+def reload_problems(old: Config, new: Config) -> list[str]:
+    """What a reload cannot take: only the cells' rosters and table settings may change."""
+    problems = []
+    for part in ("matrix", "storage", "limits"):
+        if getattr(old, part) != getattr(new, part):
+            problems.append(f"[{part}] changed: restart the bot (systemctl restart livcr-bot)")
+    rooms_old = {(c.id, t, c.tables[t].room) for c in old.cells for t in c.tables}
+    rooms_new = {(c.id, t, c.tables[t].room) for c in new.cells for t in c.tables}
+    if rooms_old != rooms_new:
+        problems.append("cells, tables or rooms changed: run `livcr setup` with the bot "
+                        "stopped, then start it")
+    return problems
 
 
 def purge_now(config: Config, db: Database | None = None, clock: Clock = system_clock) -> int:

@@ -24,6 +24,7 @@ from nio import (
     MegolmEvent,
     MessageDirection,
     RoomGetStateResponse,
+    RoomInviteError,
     RoomMessagesResponse,
     RoomResolveAliasResponse,
     SyncResponse,
@@ -45,7 +46,7 @@ from bot.edge.inbound import (
 )
 from bot.edge.outbound import OutboxSender
 from bot.edge.port import CorePort
-from bot.edge.session import StartupError, login, new_client
+from bot.edge.session import StartupError, login, login_when_reachable, new_client
 from bot.edge.verification import Verifications, judge_invite, only_the_two, silence_nio_sas
 from bot.logsafe import where
 from bot.ops import metrics
@@ -92,6 +93,7 @@ class MatrixBot:
     outbox: OutboxSender = field(init=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    _background: set[asyncio.Future[None]] = field(default_factory=set)
     #: Events not acted on, by kind (plaintext in an encrypted room, untrusted device...).
     refused: dict[str, int] = field(default_factory=dict)
     verifications: Verifications = field(init=False)
@@ -113,6 +115,27 @@ class MatrixBot:
     async def login(self) -> None:
         await login(self.client, self.core.config.matrix, self.data_dir)
         silence_nio_sas(self.client)  # verification is ours (bot.edge.verification)
+
+    def rosters_reloaded(self) -> None:
+        """The configuration's rosters changed (SIGHUP; the core moved its trust generation):
+        who is tracked and who gets keys is read again at the next sync."""
+        self.keys.forget_rosters()
+
+    def invite_soon(self, invites: list[tuple[str, str]]) -> None:
+        """Invite (room id, user id) pairs in the background: members added to a roster."""
+        if invites:
+            task = asyncio.ensure_future(self._invite(invites))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _invite(self, invites: list[tuple[str, str]]) -> None:
+        for room_id, user_id in invites:
+            response = await self.client.room_invite(room_id, user_id)
+            if isinstance(response, RoomInviteError):
+                log.warning("could not invite a new roster member to %s (%s)", room_id,
+                            response.status_code)
+            else:
+                log.info("invited a new roster member to %s", room_id)
 
     def flush_soon(self) -> None:
         """Send the outbox in the background (see :meth:`OutboxSender.flush_soon`)."""
@@ -155,7 +178,8 @@ class MatrixBot:
 
     async def run(self) -> None:
         """Sync until :meth:`stop`; rides out homeserver outages with backoff."""
-        await self.login()
+        await login_when_reachable(self.core.config.matrix, self.data_dir, self._stop,
+                                   self.login)
         await self.resolve_rooms()
         await self.keys.start()
         token = self.core.sync_token()
