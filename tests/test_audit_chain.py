@@ -68,10 +68,11 @@ def config_file(tmp_path: Path, url: str) -> Path:
         "[tables.operational]",
         'room = "!op:example.be"',
         "[[members]]", f'user_id = "{CHAIR}"', 'role = "chair"',
-        'organisation = "Preventiedienst"',
+        'organisation = "Preventiedienst"', 'tables = ["operational"]',
         "[[members]]", f'user_id = "{IO}"', 'role = "information_officer"',
-        'organisation = "Politiezone"',
+        'organisation = "Politiezone"', 'tables = ["operational"]',
         "[[members]]", f'user_id = "{PARTNER}"', 'role = "partner"', 'organisation = "OCMW"',
+        'tables = ["operational"]',
     ]) + "\n")
     return path
 
