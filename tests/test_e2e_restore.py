@@ -25,7 +25,7 @@ from bot.edge import secret_storage
 from demo.homeserver import Homeserver
 from tests.backends import pg_url
 from tests.test_cross_signing import check_chain, only_key, query_keys
-from tests.world import PASSWORD, World
+from tests.world import PASSWORD, ROSTER, World
 
 pytestmark = pytest.mark.e2e
 
@@ -263,6 +263,8 @@ async def test_setup_with_only_an_access_token_publishes_and_stores_the_identity
     token = await password_login(synapse, world.bot_user, "MASDEVICE")
     world.config_path = world.base / "config.toml"
     world.config_path.write_text(world.config_text())
+    for name, *_ in ROSTER:  # setup refuses to invite users that do not exist
+        await synapse.register(f"{prefix}{name}", PASSWORD)
     # Someone else's secret storage on the account (Element's "set up recovery"): setup does
     # not replace it, still sets up the rooms, and says so with a non-zero status.
     await put_account_data(synapse, token, world.bot_user, secret_storage.DEFAULT_KEY_TYPE,

@@ -411,7 +411,7 @@ async def test_an_unencrypted_configured_room_gets_no_reminder_code_or_file(
                 break
             await asyncio.sleep(0.2)
         bodies = [str(c.get("content", {}).get("body", "")) for c in handed]
-        assert reminded(), bodies
+        assert reminded(), "\n".join(b[:160] for b in bodies)
         assert any(CODE.search(b) for b in bodies), bodies  # the signal's code
         assert sum("attachment" in c for c in handed) >= 2, bodies  # two .ics files
         assert not await asyncio.to_thread(service.core.pending)

@@ -314,3 +314,23 @@ async def test_job_times_follow_the_injected_clock_whatever_the_wall_clock_says(
     # The daily evaluation check: the next 07:00 in Brussels after the injected clock.
     evaluation = by_id[f"evaluation|{CELL}"].trigger.run_date
     assert evaluation == wall + (datetime(2026, 11, 25, 6, tzinfo=UTC) - T0)
+
+
+async def test_a_job_that_became_due_by_a_clock_jump_is_planned_to_run_now(h: Harness) -> None:
+    """A reminder planned while its time was days away is handed to the timer at that
+    wall-clock moment; when the core's clock reaches it first (a test clock moved ahead, a
+    machine resumed from suspend), the next derivation plans it again, to run now — it must
+    not keep waiting for its old timer."""
+    h.signal()
+    wall = datetime.now(UTC)
+    jobs = Jobs(h.core, AsyncIOScheduler(timezone=UTC), set(), timer_clock=lambda: wall)
+    jobs.scheduler.start(paused=True)  # jobs in the job store (replaced there), none run
+    await jobs.sync(None)
+    reminder = next(s for s in h.core.job_plan().jobs if s.kind == "reminder")
+    before = jobs.scheduler.get_job(reminder.job_id).trigger.run_date
+    assert before > wall + timedelta(hours=1)
+    h.clock.now = reminder.run_at + timedelta(seconds=30)
+    await jobs.sync(None)
+    after = jobs.scheduler.get_job(reminder.job_id).trigger.run_date
+    jobs.scheduler.shutdown(wait=False)
+    assert after <= datetime.now(UTC)

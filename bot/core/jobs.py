@@ -22,6 +22,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, time, timedelta
+from typing import Any
 
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.date import DateTrigger
@@ -143,14 +144,24 @@ class Jobs:
             now = self.core.clock()
             for spec in plan.jobs:
                 existing = self.scheduler.get_job(spec.job_id)
-                if existing is not None and (spec.run_at <= now or existing.args == (spec,)):
-                    continue  # already there (a due job is about to run)
+                if existing is not None and self._planned(existing, spec, now):
+                    continue
                 self.scheduler.add_job(
                     self.run, DateTrigger(self.timer_at(spec.run_at) if spec.run_at > now
                                           else None),
                     args=[spec], id=spec.job_id, replace_existing=True, misfire_grace_time=None,
                     coalesce=True,
                 )
+
+    def _planned(self, job: Any, spec: JobSpec, now: datetime) -> bool:
+        """The scheduler's job already does what ``spec`` asks: the same spec, and — for a
+        job that is due — a timer that is due too. A due job whose timer still points at
+        its old time (the core's clock moved ahead of the timer's: a test clock, a
+        suspended machine) is planned again, to run now."""
+        if spec.run_at > now:
+            return bool(job.args == (spec,))
+        due = getattr(job.trigger, "run_date", None)
+        return due is not None and due <= self.timer_clock() + timedelta(seconds=1)
 
     # ---- running --------------------------------------------------------------------
     def decision(self, spec: JobSpec) -> Callable[
