@@ -26,10 +26,19 @@ test: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-# The whole suite again with PostgreSQL as the database (a throw-away server, installed from
-# Debian's packages when missing and run as root): see scripts/pg-test-server.
+# Everything that touches the database again with PostgreSQL (a throw-away server, installed
+# from Debian's packages when missing and run as root; see scripts/pg-test-server): every test
+# that needs no homeserver (the repositories' tests run on both backends there), and the
+# end-to-end scenarios that store dossiers, meetings, votes, identities, the outbox, and the
+# kill -9 harness. The homeserver-only scenarios (Element interop, deployment, doctor, metrics,
+# restore) store nothing of their own and run once, in `make test`.
+PG_E2E := tests/test_crash.py tests/test_e2e_backlog.py tests/test_e2e_dossiers.py \
+	tests/test_e2e_followup.py tests/test_e2e_foundation.py tests/test_e2e_meetings.py \
+	tests/test_e2e_outbox.py tests/test_e2e_subversion.py tests/test_e2e_trust.py \
+	tests/test_e2e_votes.py
 test-pg: $(STAMP)
-	bash scripts/pg-test-server run $(BIN)/python -m pytest -q -p no:cacheprovider -rs
+	bash scripts/pg-test-server run sh -c '$(BIN)/python -m pytest -q -p no:cacheprovider -rs \
+		-m "not e2e" && $(BIN)/python -m pytest -q -p no:cacheprovider -rs $(PG_E2E)'
 
 # The unit and handler tests and `livcr demo --once` on simulated dates (DST nights, New Year's
 # Eve, a leap day, public holidays, a Tuesday at the meeting hour); any date:
