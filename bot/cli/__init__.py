@@ -5,90 +5,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import importlib
 import logging
-import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date
 from pathlib import Path
 from typing import Any
 
+from bot.cli.exits import EXIT_CONFIG, EXIT_FAILED
+from bot.cli.identity import RECOVERY_KEY_ENV, print_recovery_key, read_recovery_key, restore
+from bot.cli.logs import RateLimitNotice, setup_logging
+from bot.cli.ops import OPS_COMMANDS, _ops, _ops_parsers
+from bot.cli.setup import check_online, setup
 from bot.config import Config, ConfigError, load_config
 
 log = logging.getLogger("livcr")
 
-RECOVERY_KEY_ENV = "LIVCR_RECOVERY_KEY"
 
 
-class NoSecrets(logging.Filter):
-    """Last line of defence: a record that would print a secret is masked."""
-
-    def __init__(self, secrets: Sequence[str]) -> None:
-        super().__init__()
-        self.secrets = [s for s in secrets if s and len(s) >= 6]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            if any(s in message for s in self.secrets):
-                record.msg, record.args = "[a log line that contained a secret was masked]", ()
-        return True
-
-
-def setup_logging(config: Config | None, verbose: bool = False) -> None:
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if config is not None:
-        data_dir = config.matrix.data_dir
-        data_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(data_dir, 0o700)
-        path = data_dir / "livcr.log"
-        path.touch(mode=0o600, exist_ok=True)
-        os.chmod(path, 0o600)
-        handlers.append(logging.FileHandler(path, encoding="utf-8"))
-    secrets = []
-    if config is not None:
-        secrets = [config.matrix.password or "", config.matrix.access_token or ""]
-    secrets.append(os.environ.get(RECOVERY_KEY_ENV, ""))
-    for handler in handlers:
-        handler.addFilter(NoSecrets(secrets))
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=handlers,
-                        force=True)
-    # nio logs event contents at debug level and some payloads at info: keep it quiet.
-    for noisy in ("nio", "peewee", "aiohttp", "apscheduler", "sqlalchemy"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    # A missing alias (setup's first look) is a schema "error" to nio, not to us.
-    logging.getLogger("nio.responses").setLevel(logging.ERROR)
-    for handler in handlers:
-        handler.addFilter(RateLimitNotice())
-
-
-class RateLimitNotice(logging.Filter):
-    """nio's "Got 429 response (ratelimited), sleeping for 292600ms" becomes a line that says
-    what is happening, for how long and until when (a long silent wait looks like a hang)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.name.startswith("nio") and str(record.msg).startswith("Got 429 response"):
-            import time
-
-            wait_ms = record.args[0] if isinstance(record.args, tuple) and record.args else 0
-            seconds = int(wait_ms) / 1000 if isinstance(wait_ms, int | float) else 0.0
-            until = time.strftime("%H:%M:%S", time.localtime(record.created + seconds))
-            record.name = "livcr"
-            record.msg = ("the homeserver rate-limits the bot (HTTP 429): waiting %.0f s, "
-                          "until %s, then it goes on by itself")
-            record.args = (seconds, until)
-        return True
-
-
-#: Exit codes (README "Exit codes"): 0 done, 1 refused or failed (the line says why),
-#: 2 the configuration or the command line is wrong, 3 the homeserver cannot be reached or
-#: is not one, 4 the homeserver refused the bot's credentials, 75 rate-limited (try later).
-EXIT_FAILED = 1
-EXIT_CONFIG = 2
 
 _logging_ready = False
 
@@ -208,234 +143,6 @@ def _reload(service: Any, config_path: Path) -> None:
         log.error("reload refused, the bot keeps its configuration: %s", problem)
 
 
-def _first_setup_notice(config: Config) -> list[str]:
-    """What the first ``setup`` of an installation creates, said before it does."""
-    from bot.edge.session import SESSION_FILE
-
-    cfg = config.matrix
-    if (cfg.data_dir / SESSION_FILE).exists():
-        return []
-    tables = sum(len(c.tables) for c in config.cells)
-    return [
-        f"first setup of this installation: {cfg.data_dir} (mode 0700) will hold the bot's "
-        "session, encryption keys, cross-signing identity, database and log; back it up "
-        "(README \"What must never be lost\")",
-        f"logging in as {cfg.user_id} creates its one device \"{cfg.device_name}\" and its "
-        "cross-signing identity",
-        f"then for {tables} table(s): the room is created (or brought up to standard) and the "
-        "roster invited",
-    ]
-
-
-def _used(config: Config) -> str | None:
-    """Why ``--start-over`` is refused: the installation holds dossiers or meetings."""
-    import sqlalchemy as sa
-
-    url = config.database_url
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-        return None
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            inspector = sa.inspect(conn)
-            for table, what in (("dossier", "dossiers"), ("meeting", "meetings")):
-                if inspector.has_table(table) and conn.execute(
-                        sa.text(f"SELECT COUNT(*) FROM {table}")).scalar():
-                    return what
-    finally:
-        engine.dispose()
-    return None
-
-
-def _move_aside(data_dir: Path) -> Path | None:
-    """The session, crypto store and identity file of the abandoned start, kept (not
-    deleted) in ``data_dir/before-start-over``."""
-    import shutil
-
-    from bot.edge.session import SESSION_FILE
-    from bot.edge.signing_keys import KEYS_FILE
-
-    names = [n for n in (SESSION_FILE, KEYS_FILE, "crypto") if (data_dir / n).exists()]
-    if not names:
-        return None
-    aside = data_dir / "before-start-over"
-    if aside.exists():
-        shutil.rmtree(aside)
-    aside.mkdir(mode=0o700)
-    for name in names:
-        (data_dir / name).rename(aside / name)
-    return aside
-
-
-async def setup(config: Config, start_over: bool = False) -> int:
-    from bot.core import render
-    from bot.core.service import Service
-    from bot.edge.account import start_over_login, unknown_users
-    from bot.edge.cross_signing import store_identity
-    from bot.edge.rooms import setup_rooms
-    from bot.edge.session import probe_homeserver
-    from bot.edge.signing_keys import CrossSigningError
-
-    data_dir = config.matrix.data_dir
-    if start_over:
-        used = _used(config)
-        if used is not None:
-            print(f"livcr: --start-over refused: this installation already holds {used}. To "
-                  "recover an installation in use, see README \"Restore\" (livcr restore)",
-                  file=sys.stderr)
-            return EXIT_FAILED
-    await probe_homeserver(config.matrix.homeserver)
-    for line in ([] if start_over else _first_setup_notice(config)):
-        print(line)
-    if start_over:
-        aside = _move_aside(data_dir)
-        if aside is not None:
-            print(f"the previous session, keys and identity are kept in {aside}")
-    service = Service(config)
-    client = service.bot.client
-    failed = False
-    try:
-        if start_over:
-            deleted = await start_over_login(client, config, data_dir)
-            print(f"started over: new device {client.device_id} with a new cross-signing "
-                  f"identity; {len(deleted)} other device(s) of {config.matrix.user_id} "
-                  "deleted")
-        else:
-            await service.bot.login()
-        try:
-            stored = await store_identity(client, data_dir, replace=start_over)
-        except CrossSigningError as exc:
-            # The rooms are still set up; the exit status tells that recovery is not ready.
-            print(f"secret storage: NOT stored: {exc}", file=sys.stderr)
-            failed = True
-        else:
-            if stored.recovery_key is None:
-                print(f"secret storage: {stored.already}")
-            else:
-                print_recovery_key(stored.recovery_key)
-        roster = {m.user_id for c in config.cells for m in c.members}
-        unknown = set(await unknown_users(client, roster))
-        for user_id in sorted(unknown):
-            failed = True
-            print(f"error: members[{user_id}]: no such user on {config.matrix.homeserver}; "
-                  "not invited (create the account or correct the user id)", file=sys.stderr)
-        for result in await setup_rooms(client, config, render):
-            state = "created" if result.created else "checked"
-            invited = [u for u in result.invited if u not in unknown]
-            print(f"{result.cell}/{result.table.value}: {result.room_id} {state}, "
-                  f"{len(invited)} invited")
-    finally:
-        await client.close()
-        service.db.dispose()
-    return EXIT_FAILED if failed else 0
-
-
-async def check_online(config: Config) -> int:
-    from bot.edge.account import online_problems
-    from bot.edge.session import end_check, login_check
-
-    client, temporary = await login_check(config.matrix, config.matrix.data_dir)
-    try:
-        problems = await online_problems(client, config)
-    finally:
-        await end_check(client, temporary)
-    for problem in problems:
-        print(problem, file=sys.stderr)
-    if problems:
-        return EXIT_CONFIG
-    print(f"homeserver OK: {config.matrix.homeserver} answers, {config.matrix.user_id} logs "
-          "in, every roster user exists")
-    return 0
-
-
-def print_recovery_key(recovery_key: str) -> None:
-    """Shown once, on the terminal only (stdout, never the log)."""
-    print("secret storage: the bot's cross-signing identity is stored in its account, "
-          "encrypted under this recovery key:")
-    print(f"recovery key: {recovery_key}")
-    print("Write it down or print it and keep it OFFLINE (a safe, not this machine, not a "
-          "chat). It is shown only this once; `livcr restore -c FILE` needs it to bring the "
-          "bot's identity back on a new machine.")
-
-
-def read_recovery_key() -> str:
-    """From LIVCR_RECOVERY_KEY, else a prompt that does not echo."""
-    key = os.environ.get(RECOVERY_KEY_ENV, "")
-    if not key.strip():
-        try:
-            key = getpass.getpass("recovery key: ")
-        except (EOFError, KeyboardInterrupt):
-            key = ""
-    return key
-
-
-def _tree(path: Path) -> set[Path]:
-    return {path, *path.rglob("*")} if path.exists() else set()
-
-
-async def restore(config: Config, recovery_key: str) -> int:
-    """Bring the bot's cross-signing identity back from secret storage on a new machine:
-    a new device (login), the secrets read and checked against the published master key,
-    ``cross_signing.json`` written, the new device signed. Any failure undoes the login
-    (device logged out unless it came from a configured access token) and leaves the data
-    directory as it was."""
-    from bot.edge.cross_signing import read_identity, restore_identity
-    from bot.edge.secret_storage import SecretStorageError, decode_recovery_key
-    from bot.edge.session import SESSION_FILE, StartupError, login, new_client
-    from bot.edge.signing_keys import KEYS_FILE, CrossSigningError, public_b64
-    from bot.edge.trust import fingerprint
-
-    cfg = config.matrix
-    data_dir = cfg.data_dir
-    crypto = data_dir / "crypto"
-    present = [name for name in (SESSION_FILE, KEYS_FILE) if (data_dir / name).exists()]
-    if crypto.exists() and any(crypto.iterdir()):
-        present.append("crypto/")
-    if present:
-        hint = ""
-        if KEYS_FILE not in present:
-            hint = (" (if `livcr run` made them on this machine before the restore: sign that "
-                    "device out and empty the directory)")
-        print(f"restore refused: {data_dir} already holds {', '.join(present)}; restore "
-              f"brings the identity to a new machine, into an empty data directory{hint}",
-              file=sys.stderr)
-        return 2
-    if not recovery_key.strip():
-        print(f"restore needs the recovery key that setup printed: set {RECOVERY_KEY_ENV} or "
-              "type it at the prompt", file=sys.stderr)
-        return 2
-    try:
-        decode_recovery_key(recovery_key)
-    except SecretStorageError as exc:
-        print(f"restore failed: {exc}", file=sys.stderr)
-        return 2
-    before = _tree(data_dir)
-    by_password = not cfg.access_token
-    client = new_client(cfg, data_dir)
-    try:
-        try:
-            await login(client, cfg, data_dir, cross_sign=False)
-            keys, _store_key = await read_identity(client, recovery_key)
-            await restore_identity(client, data_dir, keys)
-        except (StartupError, CrossSigningError, SecretStorageError) as exc:
-            if by_password and client.logged_in:
-                await client.logout()  # the new device goes again
-            for path in sorted(_tree(data_dir) - before, key=lambda p: len(p.parts),
-                               reverse=True):
-                if path.is_dir():
-                    path.rmdir()
-                else:
-                    path.unlink()
-            print(f"restore failed: {exc}", file=sys.stderr)
-            return 1
-    finally:
-        await client.close()
-    print(f"restored the cross-signing identity of {cfg.user_id} (master key "
-          f"{fingerprint(public_b64(keys.master))}) and signed the new device "
-          f"{client.device_id} with it; start the bot with `livcr run`")
-    return 0
-
-
 def status(config: Config) -> int:
     from bot.core.service import table_status
 
@@ -489,66 +196,6 @@ def migrate_db(source: str, target: str) -> int:
     print(f"copied {sum(result.counts.values())} rows from {shown(source)} to {shown(target)} "
           f"(schema version {result.schema_version})")
     return 0
-
-
-OPS_COMMANDS = ("audit", "gdpr-record", "doctor")
-
-
-def _day(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{value!r}: expected a date YYYY-MM-DD") from exc
-
-
-def _ops_parsers(sub: Any, verbose: argparse.ArgumentParser) -> None:
-    audit = sub.add_parser("audit", help="check or export the tamper-evident decision record",
-                           parents=[verbose])
-    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
-    verify = audit_sub.add_parser("verify", help="check the hash chain; exit 2 naming the "
-                                  "first broken row", parents=[verbose])
-    verify.add_argument("-c", "--config", type=Path, default=Path("config.toml"))
-    export = audit_sub.add_parser("export", help="the decision record as CSV or JSON Lines "
-                                  "(codes only)", parents=[verbose])
-    export.add_argument("-c", "--config", type=Path, default=Path("config.toml"))
-    export.add_argument("--format", choices=("csv", "jsonl"), default="csv")
-    export.add_argument("--from", dest="start", type=_day, metavar="YYYY-MM-DD")
-    export.add_argument("--to", dest="end", type=_day, metavar="YYYY-MM-DD")
-    export.add_argument("--cell", help="one cell's id (default: every configured cell)")
-    gdpr = sub.add_parser("gdpr-record", help="the record of processing activities "
-                          "(art. 30 GDPR) as Markdown", parents=[verbose])
-    gdpr.add_argument("-c", "--config", type=Path, default=Path("config.toml"))
-    gdpr.add_argument("--language", "--lang", dest="language", choices=("nl", "fr", "en"),
-                      help="default: the (first) cell's language")
-    doctor = sub.add_parser("doctor", help="check the deployment, one line per check; "
-                            "changes nothing", parents=[verbose])
-    doctor.add_argument("-c", "--config", type=Path, default=Path("config.toml"))
-
-
-def _ops(args: argparse.Namespace, config: Config) -> int:
-    """The operators' tools: they print to stdout and never write the bot's log file."""
-    verbose = bool(args.verbose)
-    setup_logging(None, verbose)
-    logging.getLogger().setLevel(logging.WARNING if not verbose else logging.DEBUG)
-    if args.command == "audit":
-        from bot.ops import records
-
-        if args.audit_command == "verify":
-            return records.verify(config, sys.stdout)
-        try:
-            return records.export(config, sys.stdout, args.format, args.start, args.end,
-                                  args.cell)
-        except ValueError as exc:
-            print(str(exc), file=sys.stderr)
-            return 2
-    if args.command == "gdpr-record":
-        from bot.ops import gdpr
-
-        sys.stdout.write(gdpr.record(config, args.language))
-        return 0
-    from bot.ops import doctor
-
-    return asyncio.run(doctor.main(config, sys.stdout))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -662,6 +309,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _guarded(config, verbose_flag,
                         lambda: asyncio.run(setup(config, start_over=args.start_over)))
     return 2
+
+
+__all__ = ["RECOVERY_KEY_ENV", "RateLimitNotice", "main", "print_recovery_key",
+           "read_recovery_key", "restore", "run_bot", "setup", "setup_logging"]
 
 
 if __name__ == "__main__":
