@@ -16,7 +16,7 @@ import pytest
 from bot import cli
 from bot.config import Config
 from bot.edge import secret_storage
-from bot.edge.cross_signing import identity_secrets, keys_from_secrets, private_b64
+from bot.edge.identity_backup import identity_secrets, keys_from_secrets, private_b64
 from bot.edge.secret_storage import SecretStorageError
 from bot.edge.signing_keys import CrossSigningKeys, public_b64
 from tests.factories import make_config

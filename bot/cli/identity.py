@@ -44,7 +44,7 @@ async def restore(config: Config, recovery_key: str) -> int:
     ``cross_signing.json`` written, the new device signed. Any failure undoes the login
     (device logged out unless it came from a configured access token) and leaves the data
     directory as it was."""
-    from bot.edge.cross_signing import read_identity, restore_identity
+    from bot.edge.identity_backup import read_identity, restore_identity
     from bot.edge.secret_storage import SecretStorageError, decode_recovery_key
     from bot.edge.session import SESSION_FILE, StartupError, login, new_client
     from bot.edge.signing_keys import KEYS_FILE, CrossSigningError, public_b64

@@ -73,7 +73,7 @@ async def setup(config: Config, start_over: bool = False) -> int:
     from bot.core import render
     from bot.core.service import Service
     from bot.edge.account import start_over_login, unknown_users
-    from bot.edge.cross_signing import store_identity
+    from bot.edge.identity_backup import store_identity
     from bot.edge.rooms import setup_rooms
     from bot.edge.session import probe_homeserver
     from bot.edge.signing_keys import CrossSigningError
