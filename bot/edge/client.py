@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,8 +35,10 @@ from bot.edge.devices import KeySharing
 from bot.edge.files import secure_dir
 from bot.edge.held import HeldEvents
 from bot.edge.inbound import (
+    EditedText,
     IgnoredInput,
     Inbound,
+    MalformedInput,
     OutsiderJoined,
     PollAnswer,
     Undecryptable,
@@ -46,6 +49,7 @@ from bot.edge.inbound import (
 from bot.edge.outbound import OutboxSender
 from bot.edge.port import CorePort
 from bot.edge.session import StartupError, login, new_client
+from bot.edge.shapes import event_id_ok
 from bot.edge.verification import Verifications, judge_invite, only_the_two, silence_nio_sas
 from bot.logsafe import where
 from commands.framework import Incoming
@@ -93,6 +97,11 @@ class MatrixBot:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     #: Events not acted on, by kind (plaintext in an encrypted room, untrusted device...).
     refused: dict[str, int] = field(default_factory=dict)
+    #: Events skipped for their shape (spec §11), by kind of defect (bot.edge.shapes): read by
+    #: the metrics; ``total()`` is the count.
+    malformed_events: Counter[str] = field(default_factory=Counter)
+    #: Events whose handling raised (caught per event), by event class.
+    failed_events: Counter[str] = field(default_factory=Counter)
     verifications: Verifications = field(init=False)
 
     def __post_init__(self) -> None:
@@ -334,7 +343,22 @@ class MatrixBot:
                 await self.verifications.on_room_event(room_id, member, source)
 
     async def _on_event(self, room_id: str, event: Any) -> None:
-        """One timeline event: held when undecryptable, else its plain value decided."""
+        """One timeline event, on its own (spec §11): whatever it holds, an exception while
+        handling it is logged (event id and type, never content) and counted, and the other
+        events, rooms and the sync loop go on; the sync token advances past it."""
+        try:
+            await self._handle_event(room_id, event)
+        except Exception as exc:
+            kind = type(event).__name__
+            self.failed_events[kind] += 1
+            event_id = getattr(event, "event_id", None)
+            log.error("handling event %s (%s) failed with %s at %s",
+                      event_id if event_id_ok(event_id) else "(no valid id)", kind,
+                      type(exc).__name__, where(exc))
+
+    async def _handle_event(self, room_id: str, event: Any) -> None:
+        """Held when undecryptable, skipped (counted, marked processed) when malformed,
+        else its plain value decided."""
         if getattr(event, "sender", None) == self.client.user_id:
             return
         if isinstance(event, MegolmEvent):
@@ -349,7 +373,13 @@ class MatrixBot:
                                 encrypted=room is None or room.encrypted)
         if inbound is None:
             return
-        if isinstance(inbound, Incoming | PollAnswer):
+        if isinstance(inbound, MalformedInput):
+            self.malformed_events[inbound.reason] += 1
+            log.info("skipped a malformed %s (%s)", type(event).__name__, inbound.reason)
+            if inbound.event_id is None:
+                return  # no id to remember; the sync token moves past it all the same
+            inbound = IgnoredInput(room_id, inbound.event_id)
+        elif isinstance(inbound, Incoming | PollAnswer | EditedText):
             inbound = self._trusted(room_id, event, inbound)
         await asyncio.to_thread(self.core.decide, inbound)
         if not isinstance(inbound, OutsiderJoined | UnencryptedCommand | IgnoredInput):
@@ -358,7 +388,8 @@ class MatrixBot:
     def _refuse(self, why: str) -> None:
         self.refused[why] = self.refused.get(why, 0) + 1
 
-    def _trusted(self, room_id: str, event: Any, inbound: Incoming | PollAnswer) -> Inbound:
+    def _trusted(self, room_id: str, event: Any,
+                 inbound: Incoming | PollAnswer | EditedText) -> Inbound:
         """The gate of spec §11: act only on what the bot decrypted from a Megolm session
         that belongs to a TRUSTED device of the sender (never on plaintext, a forwarded key
         or another user's session), else a value that is only marked processed (and may

@@ -3,28 +3,26 @@
 :func:`inbound_event` is the one translation of a room timeline event: a decrypted command
 becomes an :class:`~commands.framework.Incoming`, a poll answer a :class:`PollAnswer`, a
 roster outsider's join an :class:`OutsiderJoined`, a command in a room that lost its
-encryption an :class:`UnencryptedCommand`. Undecryptable events are held by
+encryption an :class:`UnencryptedCommand`, an edit an :class:`EditedText` (screened, never
+run), an event of the wrong shape a :class:`MalformedInput` (content is read only through
+:mod:`bot.edge.shapes`). Undecryptable events are held by
 :mod:`bot.edge.held` and become :class:`Undecryptable` when their key never comes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from nio import (
-    InviteMemberEvent,
-    RoomMemberEvent,
-    RoomMessageNotice,
-    RoomMessageText,
-    UnknownEvent,
-)
+from nio import BadEvent, InviteMemberEvent, RoomMemberEvent, UnknownBadEvent
 
+from bot.edge import shapes
 from commands.framework import Incoming
 from commands.model import Table
 
-POLL_RESPONSE = "org.matrix.msc3381.poll.response"
+POLL_RESPONSE = shapes.POLL_RESPONSE
 
 
 @dataclass(frozen=True)
@@ -87,8 +85,32 @@ class IgnoredInput:
     event_id: str
 
 
-Inbound = (Incoming | PollAnswer | Undecryptable | OutsiderJoined | UnencryptedCommand
-           | UntrustedInput | IgnoredInput)
+@dataclass(frozen=True)
+class MalformedInput:
+    """An event of a kind the bot reads whose shape is wrong (spec §11): skipped, counted
+    and marked processed (when it has a usable event id). ``reason`` names the defect's
+    kind (:class:`bot.edge.shapes.Malformed`), never content."""
+
+    room_id: str
+    event_id: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class EditedText:
+    """An ``m.replace`` edit of a message: never run as a command, whatever its text, but
+    screened for personal data like a new command (redacted and refused when it carries
+    some)."""
+
+    room_id: str
+    event_id: str
+    sender: str
+    body: str
+    timestamp: datetime
+
+
+Inbound = (Incoming | PollAnswer | EditedText | Undecryptable | OutsiderJoined
+           | UnencryptedCommand | UntrustedInput | IgnoredInput)
 
 
 @dataclass(frozen=True)
@@ -100,46 +122,53 @@ class RoomRef:
 
 
 def inbound_event(ref: RoomRef, room_id: str, event: Any, *, bot_user: str,
-                  encrypted: bool) -> Inbound | None:
-    """The plain value of one (decrypted) timeline event, or None when it asks nothing."""
+                  encrypted: bool) -> Inbound | MalformedInput | None:
+    """The plain value of one (decrypted) timeline event, or None when it asks nothing.
+
+    Message and poll-answer content is read only through :func:`bot.edge.shapes.inbound`
+    (spec §11): a wrong shape becomes :class:`MalformedInput`, never an exception.
+    """
     if getattr(event, "sender", None) == bot_user:
         return None
     if isinstance(event, RoomMemberEvent):
-        if event.membership == "join" and event.state_key != bot_user:
+        if event.membership == "join" and event.state_key != bot_user and (
+                shapes.event_id_ok(event.event_id)
+                and shapes.parse_user_id(event.state_key) is not None):
             return OutsiderJoined(room_id, event.event_id, event.state_key)
         return None
-    if isinstance(event, RoomMessageNotice | InviteMemberEvent):
+    if isinstance(event, InviteMemberEvent):
         return None
-    if isinstance(event, RoomMessageText):
+    if isinstance(event, BadEvent | UnknownBadEvent):
+        source = getattr(event, "source", None)
+        if isinstance(source, Mapping) and source.get("type") == "m.room.encrypted":
+            event_id = source.get("event_id")
+            return MalformedInput(room_id, event_id if shapes.event_id_ok(event_id) else None,
+                                  "encrypted")
+    shape = shapes.inbound(getattr(event, "source", None))
+    if shape is None:
+        return None
+    if isinstance(shape, shapes.Malformed):
+        return MalformedInput(room_id, shape.event_id, shape.reason)
+    if shape.sender == bot_user:
+        return None
+    if isinstance(shape, shapes.Text):
         if not encrypted:
-            if event.body.lstrip().startswith(("!", "/")):
-                return UnencryptedCommand(room_id, event.event_id)
+            if shape.body.lstrip().startswith(("!", "/")):
+                return UnencryptedCommand(room_id, shape.event_id)
             return None
-        content = event.source.get("content", {})
-        relates = content.get("m.relates_to") or {}
-        thread_root = relates.get("event_id") if relates.get("rel_type") == "m.thread" else None
         return Incoming(
             cell=ref.cell,
             table=ref.table,
             room_id=room_id,
-            event_id=event.event_id,
-            sender=event.sender,
-            body=event.body,
-            timestamp=datetime.fromtimestamp(event.server_timestamp / 1000, UTC),
-            thread_root=thread_root,
+            event_id=shape.event_id,
+            sender=shape.sender,
+            body=shape.body,
+            timestamp=shape.at,
+            thread_root=shape.thread_root,
         )
-    if isinstance(event, UnknownEvent) and event.type == POLL_RESPONSE:
-        return poll_answer(room_id, event.sender, event.event_id, event.source)
-    return None
-
-
-def poll_answer(room_id: str, sender: str, event_id: str,
-                source: dict[str, Any]) -> PollAnswer | None:
-    """A poll response's first answer and the poll it refers to; None when malformed."""
-    content = source.get("content", {})
-    relates = content.get("m.relates_to") or {}
-    answers = (content.get(POLL_RESPONSE) or {}).get("answers") or []
-    if relates.get("rel_type") != "m.reference" or not answers:
-        return None
-    return PollAnswer(room_id, event_id, sender, str(relates.get("event_id", "")),
-                      str(answers[0]))
+    if isinstance(shape, shapes.Edit):
+        if not encrypted:
+            return None  # nothing is said in a room that is not encrypted but the refusal
+        return EditedText(room_id, shape.event_id, shape.sender, shape.body, shape.at)
+    return PollAnswer(room_id, shape.event_id, shape.sender, shape.poll_event_id,
+                      shape.answer)
