@@ -11,12 +11,23 @@ run), an event of the wrong shape a :class:`MalformedInput` (content is read onl
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from nio import BadEvent, InviteMemberEvent, RoomMemberEvent, UnknownBadEvent
+from nio import (
+    AsyncClient,
+    BadEvent,
+    EphemeralEvent,
+    Event,
+    InviteEvent,
+    InviteMemberEvent,
+    RoomMemberEvent,
+    ToDeviceEvent,
+    UnknownBadEvent,
+)
 
 from bot.edge import shapes
 from commands.framework import Incoming
@@ -172,3 +183,94 @@ def inbound_event(ref: RoomRef, room_id: str, event: Any, *, bot_user: str,
         return EditedText(room_id, shape.event_id, shape.sender, shape.body, shape.at)
     return PollAnswer(room_id, shape.event_id, shape.sender, shape.poll_event_id,
                       shape.answer)
+
+
+# ---- below nio: what matrix-nio itself cannot parse -------------------------------------
+def _parses(parse: Callable[[Any], Any], event: Any) -> bool:
+    if not isinstance(event, dict):
+        return False
+    try:
+        parse(copy.deepcopy(event))  # nio's parsers may change what they are given
+    except Exception:
+        return False
+    return True
+
+
+def _screen_list(holder: Any, key: str, parse: Callable[[Any], Any]) -> int:
+    events = holder.get(key) if isinstance(holder, dict) else None
+    if not isinstance(events, list):
+        return 0
+    kept = [event for event in events if _parses(parse, event)]
+    dropped = len(events) - len(kept)
+    if dropped:
+        holder[key] = kept
+    return dropped
+
+
+def screen_response(body: Any) -> int:
+    """Drop, in place, every event of a /sync or /messages response body that matrix-nio
+    cannot parse without raising (a timeline entry that is not an object, an
+    ``origin_server_ts`` that is a string...); returns how many were dropped.
+
+    nio turns most malformed events into ``BadEvent`` values, which the edge skips and
+    counts; but some shapes make its parser raise, and then the whole response is lost and
+    the sync loop would retry the same token forever (spec §11: one bad event never stops a
+    table). Such an event has no usable id: it cannot be marked processed, only counted."""
+    if not isinstance(body, dict):
+        return 0
+    dropped = _screen_list(body, "chunk", Event.parse_event)  # /messages (gap back-fill)
+    dropped += _screen_list(body, "state", Event.parse_event)
+    rooms = body.get("rooms")
+    if isinstance(rooms, dict):
+        for section in ("join", "leave"):
+            joined = rooms.get(section)
+            for room in joined.values() if isinstance(joined, dict) else ():
+                if not isinstance(room, dict):
+                    continue
+                dropped += _screen_list(room.get("timeline"), "events", Event.parse_event)
+                dropped += _screen_list(room.get("state"), "events", Event.parse_event)
+                dropped += _screen_list(room.get("ephemeral"), "events",
+                                        EphemeralEvent.parse_event)
+        invited = rooms.get("invite")
+        for room in invited.values() if isinstance(invited, dict) else ():
+            if isinstance(room, dict):
+                dropped += _screen_list(room.get("invite_state"), "events",
+                                        InviteEvent.parse_event)
+    dropped += _screen_list(body.get("to_device"), "events", ToDeviceEvent.parse_event)
+    return dropped
+
+
+def guard_decryption(client: AsyncClient, failed: set[str]) -> None:
+    """Make nio's decryption of one timeline event unable to raise out of a sync.
+
+    A member holding a room key can encrypt anything: a payload that is not a JSON object,
+    an empty ``sender_key``... nio's decryption then raises (not only ``EncryptionError``)
+    inside ``sync``, and the whole response would be lost, again and again. Here such an
+    event stays encrypted and its id goes to ``failed``: the edge skips it as malformed."""
+    original = client._handle_timeline_event
+
+    def handle(event: Any, room_id: str, room: Any, encrypted_rooms: set[str]) -> Any:
+        try:
+            return original(event, room_id, room, encrypted_rooms)
+        except Exception:
+            event_id = getattr(event, "event_id", None)
+            if isinstance(event_id, str):
+                failed.add(event_id)
+            return None
+
+    client._handle_timeline_event = handle  # type: ignore[method-assign]
+
+
+def screen_bodies(client: AsyncClient, dropped: Callable[[int], None]) -> None:
+    """Every response body nio parses goes through :func:`screen_response` first;
+    ``dropped`` hears how many events were left out of one."""
+    original = client.parse_body
+
+    async def parse_body(transport_response: Any) -> dict[Any, Any]:
+        body: dict[Any, Any] = await original(transport_response)
+        count = screen_response(body)
+        if count:
+            dropped(count)
+        return body
+
+    client.parse_body = parse_body  # type: ignore[method-assign]
