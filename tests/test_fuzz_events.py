@@ -177,7 +177,7 @@ timelines = st.lists(st.tuples(events, st.booleans()), max_size=6)
 positions = st.lists(st.integers(min_value=0, max_value=6), min_size=1, max_size=3)
 
 
-@pytest.mark.timeout(max(600, EXAMPLES // 5))
+@pytest.mark.timeout(max(600, EXAMPLES // 2))
 @FUZZ
 @given(timeline=timelines, commands=positions)
 def test_no_event_structure_stops_the_edge_and_every_command_is_answered_once(
