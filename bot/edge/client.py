@@ -279,7 +279,12 @@ class MatrixBot:
             if since is None:
                 continue  # the very first sync: history from before it is not replayed
             if room_id not in self.core.rooms:
-                await self._direct_room_events(room_id, room_info.timeline.events)
+                try:
+                    await self._direct_room_events(room_id, room_info.timeline.events)
+                except Exception as exc:  # one room's events never stop the sync (§11)
+                    self.failed_events["direct_room"] += 1
+                    log.error("handling a direct room's events failed with %s at %s",
+                              type(exc).__name__, where(exc))
                 continue
             timeline = room_info.timeline
             events = list(timeline.events)
