@@ -67,6 +67,9 @@ class Reply:
     direct_to: str | None = None
     attachment: Attachment | None = None
     in_reply: bool = True
+    #: A direct message that is part of a delivery (the case code of an adopted fiche): the
+    #: table hears "sent to N" only after the messages went out (spec §11).
+    delivery: str | None = None
 
 
 @dataclass(frozen=True)

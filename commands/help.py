@@ -27,4 +27,6 @@ def help_data(cell: Cell, values: Mapping[str, str]) -> dict[str, str]:
     """What the help texts show of the cell's own configuration (also in usage errors): its
     indicators and trajectories, not the defaults."""
     return {"indicators": local_list(cell.indicators, values),
-            "scenarios": local_list(cell.scenarios, values)}
+            "scenarios": local_list(cell.scenarios, values),
+            "phenomena": local_list(cell.phenomena, values),
+            "ideologies": local_list(cell.ideologies, values)}

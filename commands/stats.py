@@ -19,6 +19,10 @@ def stats(ctx: CommandContext, args: Args) -> Sequence[Output]:
     phenomena = Counter(d.phenomenon for d in dossiers) + Counter(s.phenomenon for s in kept)
     months = Counter(d.created_at.astimezone(ctx.cell.tz).strftime("%Y-%m") for d in dossiers)
     months.update(s.month_opened for s in kept)
+    ideologies = Counter(d.ideology for d in dossiers if d.ideology)
+    ideologies.update(s.ideology for s in kept if s.ideology)
+    minors = Counter(d.minor for d in dossiers if d.minor)
+    minors.update(s.minor for s in kept if s.minor)
     outcomes = Counter(d.status for d in dossiers if d.status in FINAL)
     outcomes.update(s.outcome for s in kept)
     return [
@@ -30,6 +34,8 @@ def stats(ctx: CommandContext, args: Args) -> Sequence[Output]:
                 "phenomena": sorted(phenomena.items()),
                 "months": sorted(months.items())[-12:],
                 "outcomes": sorted(outcomes.items()),
+                "ideologies": sorted(ideologies.items()),
+                "minors": [(k, minors.get(k, 0)) for k in ("yes", "no")],
             },
         )
     ]

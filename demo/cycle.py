@@ -23,6 +23,7 @@ from bot.edge.rooms import setup_rooms
 from demo.homeserver import Homeserver, free_port
 from demo.member import MemberClient, Seen
 from demo.scenario import (
+    ACTION_DUE,
     EXTRA_MEETING,
     OUTSIDER,
     PASSWORD,
@@ -31,6 +32,7 @@ from demo.scenario import (
     Contains,
     Step,
     free_day,
+    overdue_by_next_meeting,
     scenario,
 )
 
@@ -113,8 +115,9 @@ async def _play(step: Step, clients: dict[str, MemberClient], rooms: dict[str, s
             first = await client.reply_to(event_id, bot, timeout=30)
             await asyncio.sleep(0.3)  # a command may produce more than one message
             step.result = collected(first)
-            # Announcements and attachments follow the reply: wait for them a little.
-            deadline = asyncio.get_running_loop().time() + (10 if step.also else 0)
+            # Announcements, attachments and delivery reports follow the reply (a fiche is
+            # reported once its direct room exists and it went out): wait for them.
+            deadline = asyncio.get_running_loop().time() + (45 if step.also else 0)
             while not step.expect(step.result) and (
                     asyncio.get_running_loop().time() < deadline):
                 await asyncio.sleep(0.2)
@@ -167,6 +170,26 @@ async def _officer_inbox(officer: MemberClient, bot: str) -> bool:
     return True
 
 
+async def _signaller_inbox(signaller: MemberClient, bot: str, code: str) -> bool:
+    """The partner who signalled the case reads the table's decision in a direct room: the
+    code, the decision and the date, nothing else (spec §13)."""
+    invite = await signaller.accept_invite(timeout=60)
+    if invite is None:
+        print("The signaller got no direct room.")
+        return False
+    try:
+        outcome = await signaller.wait_for(
+            lambda s: s.room_id == invite and s.sender == bot and code in s.body
+            and "Beslissing" in s.body, timeout=60)
+    except TimeoutError:
+        print("The outcome did not arrive in the signaller's direct room.")
+        return False
+    print("\n=== The signalling partner's encrypted direct room with the bot ===\n")
+    print(f"    livcr-bot (message, decrypted={outcome.decrypted}):")
+    print(_short(outcome.body))
+    return True
+
+
 async def run_demo(base: Path, once: bool = False) -> int:
     await asyncio.to_thread(_fresh_dir, base)
     port = 8008 if _port_free(8008) else free_port()
@@ -206,10 +229,18 @@ async def run_demo(base: Path, once: bool = False) -> int:
         found: dict[str, str] = {}
         displays = {n: d for n, d, *_ in ROSTER} | {OUTSIDER[0]: OUTSIDER[1]}
         print("\n=== LIVC-R Voorbeeldstad — transcript as a member sees it ===\n")
+        told: bool | None = None
         for step in steps:
+            if step.reset_identity and step.who == "sara.jacobs" and told is None:
+                # Sara reads the outcome before she resets her identity: a reset session no
+                # longer holds the room key of a message sent to the old one.
+                told = await _signaller_inbox(clients["sara.jacobs"], bot, found.get("code", ""))
             if f"{{{EXTRA_MEETING}}}" in step.say:
                 day = await asyncio.to_thread(free_day, service.core)
                 found[EXTRA_MEETING] = day.isoformat()
+            if f"{{{ACTION_DUE}}}" in step.say:
+                due = await asyncio.to_thread(overdue_by_next_meeting, service.core)
+                found[ACTION_DUE] = due.isoformat()
             await _play(step, clients, rooms, bot, found)
             mark = "ok " if step.ok else "FAIL"
             print(f"[{mark}] #{step.table:<11} {displays[step.who]}: {step.say}")
@@ -235,10 +266,14 @@ async def run_demo(base: Path, once: bool = False) -> int:
             print("The chair was told about the outsider:")
             print(_short(warning[0].body))
         delivered = await _officer_inbox(clients["inspecteur.wouters"], bot)
-        failed = [s for s in steps if not s.ok] + ([] if delivered else ["fiche"])
+        if told is None:
+            told = await _signaller_inbox(clients["sara.jacobs"], bot, found.get("code", ""))
+        failed = ([s for s in steps if not s.ok] + ([] if delivered else ["fiche"])
+                  + ([] if told else ["outcome"]))
         print(f"\n{len(steps) - len([s for s in steps if not s.ok])} of {len(steps)} steps got "
               f"their expected reply; the fiche {'reached' if delivered else 'did NOT reach'} "
-              "the information officer.")
+              f"the information officer; the outcome {'reached' if told else 'did NOT reach'} "
+              "the signaller.")
         if once:
             return 1 if failed else 0
         print(f"\nThe homeserver keeps running at {hs.url} (server name {SERVER}).")

@@ -95,6 +95,30 @@ def free_day(core: Core, table: Table = Table.OPERATIONAL) -> date:
     return day
 
 
+#: The placeholder for the due date of the demo's action, filled when that step is played.
+ACTION_DUE = "action_due"
+
+
+def due_before(today: date, meeting_day: date) -> date:
+    """A due date from ``today`` on (the bot refuses past ones) that has passed by
+    ``meeting_day``: today itself, whenever the meeting is on a later day."""
+    return min(today, meeting_day - timedelta(days=1)) if meeting_day > today else today
+
+
+def overdue_by_next_meeting(core: Core, table: Table = Table.OPERATIONAL) -> date:
+    """:func:`due_before` the table's next planned meeting (today when none is planned), so
+    the demo's action shows as overdue on that meeting's agenda."""
+    cell = core.config.cells[0]
+    now = core.clock()
+    today = now.astimezone(cell.tz).date()
+    with core.db.reading() as repos:
+        planned = sorted(m.starts_at for m in repos.meetings.of_table(
+            cell.id, table.value, [PLANNED]) if m.starts_at > now)
+    if not planned:
+        return today
+    return due_before(today, planned[0].astimezone(cell.tz).date())
+
+
 def scenario() -> list[Step]:
     """The scripted cycle; later capabilities add their steps here."""
     return [
@@ -148,10 +172,13 @@ def scenario() -> list[Step]:
              also=True),
         Step("tom.maes", "operational", "!agenda", contains("Agenda", "{code}"),
              "the generated agenda: new signals, evaluations, fiches, problematic dossiers"),
-        Step("an.peeters", "operational", "!meeting start", contains("geopend", "{code}"),
-             "the chair opens a meeting now, with its agenda"),
-        Step("sara.jacobs", "operational", "!present", contains("aanwezig"),
-             "members record that they take part (they are the ones who vote)"),
+        Step("an.peeters", "operational", "!meeting start",
+             contains("geopend", "{code}", "458ter"),
+             "the chair opens a meeting now, with its agenda and the confidentiality statement",
+             also=True),
+        Step("sara.jacobs", "operational", "!present", contains("aanwezig", "vertrouwelijkheid"),
+             "members record that they take part (they are the ones who vote) and confirm "
+             "the confidentiality of the meeting"),
         Step("inspecteur.wouters", "operational", "!present", contains("aanwezig"),
              "the information officer takes part"),
         Step("tom.maes", "operational", "!present", contains("4 aanwezig"),
@@ -194,18 +221,34 @@ def scenario() -> list[Step]:
              "a new fiche vote", also=True),
         Step("sara.jacobs", "operational", "!vote ja", contains("Stem genoteerd"),
              "ballots"),
-        Step("tom.maes", "operational", "!vote ja", contains("Stem genoteerd"),
-             "ballots"),
+        Step("tom.maes", "operational", "!recuse {code}", contains("niet deel", "{code}"),
+             "the CLB takes no part in this case's votes in this meeting (no duty to speak)"),
         Step("an.peeters", "operational", "!vote ja", contains("Stem genoteerd"),
              "ballots"),
         Step("inspecteur.wouters", "operational", "!vote ja",
-             contains("aangenomen", "verstuurd"),
+             contains("aangenomen", "verstuurd", "1 onthield zich"),
              "consensus: the fiche goes to the information officer in an encrypted direct "
              "room; the table only gets the confirmation", also=True),
         Step("an.peeters", "operational", "!meeting end",
              contains("Besluitenlijst", "{code}: traject psychosocial", "Aanwezig (4)",
+                      "- CLB: @tom.maes", "Onthoudingen van deelname: {code}: @tom.maes",
                       "Volgende vergadering"),
-             "the decision list: by code only, with who took part and the next meeting"),
+             "the decision list: by code only, with who took part by organisation, the "
+             "recusal and the next meeting"),
+        Step("tom.maes", "operational",
+             f'!action add {{code}} eigenaar=CLB tegen={{{ACTION_DUE}}} '
+             '"Trajectbegeleiding opstarten"',
+             contains("Actie {code}/1", "CLB"),
+             "an action for the dossier: an organisation of the table, a due date, screened text"),
+        Step("sara.jacobs", "operational", "!agenda",
+             contains("Achterstallige acties: {code}/1"),
+             "by the next meeting that action is overdue: it is on that meeting's agenda"),
+        Step("sara.jacobs", "operational", "!action done {code}/1",
+             contains("Alleen de voorzitter of een lid van CLB"),
+             "only the chair or the owning organisation changes an action"),
+        Step("tom.maes", "operational", "!action status {code}/1 niet-mogelijk",
+             contains("niet mogelijk"),
+             "the CLB could not do it: not possible (not the same as not attempted)"),
         Step("sara.jacobs", "operational", "!members", nothing,
              "Sara reset her cryptographic identity: the bot blocks her (no answer, no keys) "
              "and at once tells the chair the new key's fingerprint", silent=True,

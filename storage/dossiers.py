@@ -13,9 +13,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from storage import audit as audit_chain
+from storage.actions import ActionRepository
 from storage.fiches import FicheRepository
 from storage.models import (
-    Audit,
     Dossier,
     Statistic,
 )
@@ -45,6 +46,10 @@ class DossierRecord:
     updated_at: datetime
     closed_at: datetime | None
     has_summary: bool
+    signalled_by: str = ""
+    ideology: str = ""
+    minor: str = ""
+    previous: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,8 @@ class StatisticRecord:
     month_opened: str
     month_closed: str
     outcome: str
+    ideology: str = ""
+    minor: str = ""
 
 
 def _dossier(row: Dossier) -> DossierRecord:
@@ -73,6 +80,10 @@ def _dossier(row: Dossier) -> DossierRecord:
         updated_at=row.updated_at,
         closed_at=row.closed_at,
         has_summary=bool(row.summary),
+        signalled_by=row.signalled_by,
+        ideology=row.ideology,
+        minor=row.minor,
+        previous=row.previous,
     )
 
 
@@ -100,6 +111,9 @@ class DossierRepository:
         signalled_by: str,
         status: str,
         at: datetime,
+        ideology: str = "",
+        minor: str = "",
+        previous: str = "",
     ) -> DossierRecord:
         while True:
             code = new_case_code()
@@ -115,6 +129,9 @@ class DossierRepository:
             summary=summary,
             status=status,
             signalled_by=signalled_by,
+            ideology=ideology,
+            minor=minor,
+            previous=previous,
             created_at=at,
             updated_at=at,
         )
@@ -192,18 +209,21 @@ class DossierRepository:
                     month_opened=row.created_at.strftime("%Y-%m"),
                     month_closed=closed.strftime("%Y-%m"),
                     outcome=row.status,
+                    ideology=row.ideology,
+                    minor=row.minor,
                 )
             )
-            self._session.exec(  # type: ignore[call-overload]
-                sa.delete(Audit).where(col(Audit.cell) == row.cell, col(Audit.code) == row.code)
-            )
+            # Replaced by their hash, not deleted: the chain stays checkable (spec §14).
+            audit_chain.purge_code(self._session, row.cell, row.code)
             VoteRepository(self._session).purge_code(row.cell, row.code)
             FicheRepository(self._session).purge_code(row.cell, row.code)
+            ActionRepository(self._session).purge_code(row.cell, row.code)
             self._session.delete(row)
         return len(rows)
 
     def statistics(self, cell: str) -> builtins.list[StatisticRecord]:
         """What retention kept of purged dossiers: anonymous counts' material, no codes."""
         rows = self._session.exec(select(Statistic).where(Statistic.cell == cell)).all()
-        return [StatisticRecord(r.phenomenon, r.month_opened, r.month_closed, r.outcome)
+        return [StatisticRecord(r.phenomenon, r.month_opened, r.month_closed, r.outcome,
+                                r.ideology, r.minor)
                 for r in rows]

@@ -174,6 +174,10 @@ class MeetingRepository:
         """Every planned meeting of every cell (job derivation, batch recomputation)."""
         return self._bulk(Meeting.status == PLANNED)
 
+    def started_all(self) -> list[MeetingRecord]:
+        """Every meeting in progress of every cell (overrun and automatic-end jobs)."""
+        return self._bulk(Meeting.status == STARTED)
+
     def recent_auto_all(self, after: datetime) -> list[MeetingRecord]:
         """Automatic meetings after ``after`` that are no longer planned (taken slots)."""
         return self._bulk(Meeting.kind == "auto", Meeting.status != PLANNED,

@@ -260,10 +260,102 @@ def _v5(conn: Connection) -> None:
         conn.execute(sa.text(statement))
 
 
+def _v6(conn: Connection) -> None:
+    """Per-item outbox backoff and dead letters; delivery outcomes of direct messages (a
+    fiche's "sent to N" only after it was)."""
+    TS = _ts(conn)
+    statements = [
+        "ALTER TABLE outbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+        f"ALTER TABLE outbox ADD COLUMN next_try_at {TS}",
+        f"ALTER TABLE outbox ADD COLUMN dead_at {TS}",
+        f"""CREATE TABLE delivery_outcome (
+            group_key VARCHAR(255) NOT NULL,
+            user_id VARCHAR(255) NOT NULL,
+            delivered BOOLEAN NOT NULL,
+            at {TS} NOT NULL,
+            PRIMARY KEY (group_key, user_id))""",
+    ]
+    for statement in statements:
+        conn.execute(sa.text(statement))
+
+
+def _v7(conn: Connection) -> None:
+    """Following a case through (spec §13): actions per dossier, apologies, aftercare
+    reviews; ideology, minor and previous code on dossiers and in the statistics."""
+    pk = _pk(conn)
+    TS = _ts(conn)
+    statements = [
+        f"""CREATE TABLE dossier_action (
+            id {pk},
+            cell VARCHAR(64) NOT NULL,
+            code VARCHAR(16) NOT NULL,
+            n INTEGER NOT NULL,
+            owner VARCHAR(128) NOT NULL,
+            due DATE NOT NULL,
+            description VARCHAR(200) NOT NULL,
+            status VARCHAR(16) NOT NULL,
+            created_by VARCHAR(255) NOT NULL,
+            created_at {TS} NOT NULL,
+            updated_by VARCHAR(255) NOT NULL,
+            updated_at {TS} NOT NULL,
+            closed_at {TS})""",
+        "CREATE INDEX ix_dossier_action_cell ON dossier_action (cell)",
+        "CREATE INDEX ix_dossier_action_code ON dossier_action (code)",
+        f"""CREATE TABLE apology (
+            meeting_id INTEGER NOT NULL,
+            user_id VARCHAR(255) NOT NULL,
+            contribution BOOLEAN NOT NULL,
+            at {TS} NOT NULL,
+            PRIMARY KEY (meeting_id, user_id))""",
+        """CREATE TABLE aftercare (
+            cell VARCHAR(64) NOT NULL,
+            code VARCHAR(16) NOT NULL,
+            month_closed VARCHAR(7) NOT NULL,
+            reviews VARCHAR(128) NOT NULL,
+            PRIMARY KEY (cell, code))""",
+        "ALTER TABLE dossier ADD COLUMN ideology VARCHAR(24) NOT NULL DEFAULT ''",
+        "ALTER TABLE dossier ADD COLUMN minor VARCHAR(3) NOT NULL DEFAULT ''",
+        "ALTER TABLE dossier ADD COLUMN previous VARCHAR(16) NOT NULL DEFAULT ''",
+        "ALTER TABLE statistic ADD COLUMN ideology VARCHAR(24) NOT NULL DEFAULT ''",
+        "ALTER TABLE statistic ADD COLUMN minor VARCHAR(3) NOT NULL DEFAULT ''",
+    ]
+    for statement in statements:
+        conn.execute(sa.text(statement))
+
+
+def _v8(conn: Connection) -> None:
+    """The audit hash chain (spec §14): links on every row, a head per cell; rows written
+    before it are chained in id order."""
+    from storage.audit import chain_existing
+    from storage.models import UTCDateTime
+
+    false = "FALSE" if conn.dialect.name == "postgresql" else "0"
+    statements = [
+        "ALTER TABLE audit ADD COLUMN seq INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE audit ADD COLUMN prev_hash VARCHAR(64) NOT NULL DEFAULT ''",
+        "ALTER TABLE audit ADD COLUMN hash VARCHAR(64) NOT NULL DEFAULT ''",
+        f"ALTER TABLE audit ADD COLUMN purged BOOLEAN NOT NULL DEFAULT {false}",
+        """CREATE TABLE audit_head (
+            cell VARCHAR(64) NOT NULL PRIMARY KEY,
+            seq INTEGER NOT NULL,
+            hash VARCHAR(64) NOT NULL)""",
+    ]
+    for statement in statements:
+        conn.execute(sa.text(statement))
+    rows = conn.execute(
+        sa.text("SELECT id, cell, at, actor, action, code, from_status, to_status, "
+                "decision_ref, meeting_id FROM audit ORDER BY id")
+        .columns(sa.column("id", sa.Integer()), sa.column("cell", sa.String()),
+                 sa.column("at", UTCDateTime()))
+    ).all()
+    chain_existing(conn, rows)
+    conn.execute(sa.text("CREATE UNIQUE INDEX uq_audit_cell_seq ON audit (cell, seq)"))
+
+
 Step = Callable[[Connection], None]
 
 #: Step ``i`` upgrades a database from version ``i`` to ``i + 1``.
-STEPS: list[Step] = [_v1, _v2, _v3, _v4, _v5]
+STEPS: list[Step] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
 
 
 def current_version(conn: Connection) -> int:

@@ -64,6 +64,19 @@ class Outbox(SQLModel, table=True):
     content: str  # JSON, rendered reply (codes, statuses, dates only)
     purpose: str = Field(default="", max_length=64)  # e.g. "poll:12" to link a sent event
     created_at: datetime = ts()
+    attempts: int = 0  # failed sends so far
+    next_try_at: datetime | None = ts(nullable=True)  # backoff: not before this
+    dead_at: datetime | None = ts(nullable=True)  # a dead letter: kept, never sent
+
+
+class DeliveryOutcome(SQLModel, table=True):
+    """What became of one direct message of a delivery (a fiche to an information officer)."""
+
+    __tablename__ = "delivery_outcome"
+    group_key: str = Field(primary_key=True, max_length=255)
+    user_id: str = Field(primary_key=True, max_length=255)
+    delivered: bool
+    at: datetime = ts()
 
 
 class Acknowledgement(SQLModel, table=True):
@@ -108,12 +121,16 @@ class Dossier(SQLModel, table=True):
     updated_at: datetime = ts()
     closed_at: datetime | None = ts(nullable=True)
     version: int = 0
+    ideology: str = Field(default="", max_length=24)
+    minor: str = Field(default="", max_length=3)  # yes | no | "" (not given)
+    previous: str = Field(default="", max_length=16)  # an earlier case code (spec §13)
 
 
 class Audit(SQLModel, table=True):
     """Who did what to which code, when, on what decision. Never free text."""
 
     __tablename__ = "audit"
+    __table_args__ = (sa.UniqueConstraint("cell", "seq", name="uq_audit_cell_seq"),)
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = ts()
     cell: str = Field(max_length=64, index=True)
@@ -124,6 +141,20 @@ class Audit(SQLModel, table=True):
     to_status: str = Field(default="", max_length=16)
     decision_ref: str = Field(default="", max_length=64)
     meeting_id: int | None = None
+    # The hash chain (storage/audit.py): position in the cell's chain, links, purged marker.
+    seq: int = 0
+    prev_hash: str = Field(default="", max_length=64)
+    hash: str = Field(default="", max_length=64)
+    purged: bool = False
+
+
+class AuditHead(SQLModel, table=True):
+    """The last position and hash of each cell's audit chain (and the lock of its writers)."""
+
+    __tablename__ = "audit_head"
+    cell: str = Field(primary_key=True, max_length=64)
+    seq: int = 0
+    hash: str = Field(max_length=64)
 
 
 class Statistic(SQLModel, table=True):
@@ -136,6 +167,8 @@ class Statistic(SQLModel, table=True):
     month_opened: str = Field(max_length=7)
     month_closed: str = Field(max_length=7)
     outcome: str = Field(max_length=16)
+    ideology: str = Field(default="", max_length=24)
+    minor: str = Field(default="", max_length=3)
 
 
 class Meeting(SQLModel, table=True):
@@ -271,3 +304,42 @@ class DirectRoom(SQLModel, table=True):
     cell: str = Field(primary_key=True, max_length=64)
     user_id: str = Field(primary_key=True, max_length=255)
     room_id: str = Field(max_length=255)
+
+
+class DossierAction(SQLModel, table=True):
+    """An action of a dossier (spec §13): owner organisation, due date, screened text."""
+
+    __tablename__ = "dossier_action"
+    id: int | None = Field(default=None, primary_key=True)
+    cell: str = Field(max_length=64, index=True)
+    code: str = Field(max_length=16, index=True)
+    n: int  # numbered per dossier: C-7KQ2M/1, C-7KQ2M/2...
+    owner: str = Field(max_length=128)
+    due: date
+    description: str = Field(max_length=200)
+    status: str = Field(max_length=16)  # open | done | not-possible | not-done
+    created_by: str = Field(max_length=255)
+    created_at: datetime = ts()
+    updated_by: str = Field(max_length=255)
+    updated_at: datetime = ts()
+    closed_at: datetime | None = ts(nullable=True)
+
+
+class Apology(SQLModel, table=True):
+    """A member's apology for a meeting, with whether a written contribution was sent."""
+
+    __tablename__ = "apology"
+    meeting_id: int = Field(primary_key=True)
+    user_id: str = Field(primary_key=True, max_length=255)
+    contribution: bool = False
+    at: datetime = ts()
+
+
+class Aftercare(SQLModel, table=True):
+    """Review prompts after closure: only the code, the month of closure and the dates."""
+
+    __tablename__ = "aftercare"
+    cell: str = Field(primary_key=True, max_length=64)
+    code: str = Field(primary_key=True, max_length=16)
+    month_closed: str = Field(max_length=7)
+    reviews: str = Field(max_length=128)  # ISO dates, comma-separated, the pending ones

@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from storage import audit as audit_chain
+from storage.actions import ActionRepository
 from storage.direct_rooms import DirectRoomRepository
 from storage.dossiers import DossierRecord, DossierRepository, StatisticRecord, new_case_code
 from storage.fiches import FicheRepository
@@ -19,11 +21,13 @@ from storage.meetings import MeetingRepository
 from storage.models import (
     Acknowledgement,
     Audit,
+    DeliveryOutcome,
     Outbox,
     ProcessedEvent,
     RosterEntry,
     SyncState,
 )
+from storage.record import AftercareRepository, ApologyRepository
 from storage.votes import VoteRepository
 
 
@@ -36,6 +40,16 @@ class OutboxItem:
     event_type: str
     content: dict[str, Any]
     purpose: str
+    attempts: int = 0
+    next_try_at: datetime | None = None
+
+    @property
+    def lane(self) -> str:
+        """What the item keeps its order in: its room, or the direct room of its recipient
+        (a fiche to an officer waits for nobody in the table room, nor they for it), or a
+        lane of its own (a coalesced notice waiting for its batch)."""
+        direct = self.content.get("direct_to") or self.content.get("lane")
+        return f"{self.room_id}\x00{direct}" if direct else self.room_id
 
     @property
     def answers_member(self) -> bool:
@@ -127,6 +141,7 @@ class EventRepository:
         content: dict[str, Any],
         at: datetime,
         purpose: str = "",
+        next_try_at: datetime | None = None,
     ) -> None:
         seq = len(self._session.exec(
             select(Outbox.id).where(Outbox.source_event_id == source_event_id)
@@ -140,11 +155,31 @@ class EventRepository:
                 content=json.dumps(content, ensure_ascii=False),
                 purpose=purpose,
                 created_at=at,
+                next_try_at=next_try_at,
             )
         )
 
+    def waiting(self, room_id: str, purpose: str, after: datetime) -> tuple[int, Any] | None:
+        """The id and content of an item of ``purpose`` for ``room_id`` that will not be
+        sent before ``after`` (a notice still collecting its batch), if any."""
+        row = self._session.exec(
+            select(Outbox).where(Outbox.room_id == room_id, Outbox.purpose == purpose,
+                                 col(Outbox.dead_at).is_(None),
+                                 col(Outbox.next_try_at) > after)
+            .order_by(col(Outbox.id))).first()
+        return (row.id or 0, json.loads(row.content)) if row is not None else None
+
+    def replace_content(self, outbox_id: int, content: dict[str, Any]) -> None:
+        row = self._session.get(Outbox, outbox_id)
+        if row is not None:
+            row.content = json.dumps(content, ensure_ascii=False)
+            self._session.add(row)
+
     def pending(self) -> list[OutboxItem]:
-        rows = self._session.exec(select(Outbox).order_by(col(Outbox.id))).all()
+        """What is still to be sent, in order (dead letters are not)."""
+        rows = self._session.exec(
+            select(Outbox).where(col(Outbox.dead_at).is_(None)).order_by(col(Outbox.id))
+        ).all()
         return [
             OutboxItem(
                 id=row.id or 0,
@@ -154,6 +189,8 @@ class EventRepository:
                 event_type=row.event_type,
                 content=json.loads(row.content),
                 purpose=row.purpose,
+                attempts=row.attempts,
+                next_try_at=row.next_try_at,
             )
             for row in rows
         ]
@@ -162,6 +199,45 @@ class EventRepository:
         row = self._session.get(Outbox, outbox_id)
         if row is not None:
             self._session.delete(row)
+
+    def retry_later(self, outbox_id: int, attempts: int, next_try_at: datetime) -> None:
+        """A failed send: tried again not before ``next_try_at``."""
+        row = self._session.get(Outbox, outbox_id)
+        if row is not None:
+            row.attempts = attempts
+            row.next_try_at = next_try_at
+            self._session.add(row)
+
+    def dead_letter(self, outbox_id: int, attempts: int, at: datetime) -> bool:
+        """Give an item up: it stays in the outbox, marked, never sent. False when it was
+        gone or already dead."""
+        row = self._session.get(Outbox, outbox_id)
+        if row is None or row.dead_at is not None:
+            return False
+        row.attempts = attempts
+        row.dead_at = at
+        self._session.add(row)
+        return True
+
+    def dead_letters(self) -> int:
+        return len(self._session.exec(
+            select(Outbox.id).where(col(Outbox.dead_at).is_not(None))).all())
+
+    def record_delivery(self, group: str, user_id: str, delivered: bool,
+                        at: datetime) -> bool:
+        """One recipient's outcome of a delivery; False when it was recorded before (a
+        resend after a crash)."""
+        if self._session.get(DeliveryOutcome, (group, user_id)) is not None:
+            return False
+        self._session.add(DeliveryOutcome(group_key=group, user_id=user_id,
+                                          delivered=delivered, at=at))
+        self._session.flush()
+        return True
+
+    def delivery_outcomes(self, group: str) -> dict[str, bool]:
+        rows = self._session.exec(
+            select(DeliveryOutcome).where(DeliveryOutcome.group_key == group)).all()
+        return {row.user_id: row.delivered for row in rows}
 
 
 class AckRepository:
@@ -238,18 +314,10 @@ class AuditRepository:
         decision_ref: str = "",
         meeting_id: int | None = None,
     ) -> None:
-        self._session.add(
-            Audit(
-                at=at,
-                cell=cell,
-                actor=actor,
-                action=action,
-                code=code,
-                from_status=from_status,
-                to_status=to_status,
-                decision_ref=decision_ref,
-                meeting_id=meeting_id,
-            )
+        audit_chain.append(
+            self._session, at=at, cell=cell, actor=actor, action=action, code=code,
+            from_status=from_status, to_status=to_status, decision_ref=decision_ref,
+            meeting_id=meeting_id,
         )
 
     def for_code(self, cell: str, code: str) -> list[AuditRecord]:
@@ -270,6 +338,17 @@ class AuditRepository:
         ]
 
 
+    def verify(self) -> list[audit_chain.ChainReport]:
+        """Every cell's hash chain checked from its start (spec §14)."""
+        return [audit_chain.verify_cell(self._session, cell)
+                for cell in audit_chain.cells(self._session)]
+
+    def export(self, cell: str, start: date | None = None,
+               end: date | None = None) -> list[audit_chain.ExportRow]:
+        """The cell's decision record in chain order (codes only, no actor)."""
+        return audit_chain.export_rows(self._session, cell, start, end)
+
+
 class Repositories:
     """All repositories of one unit of work (one transaction)."""
 
@@ -285,6 +364,9 @@ class Repositories:
         self.fiches = FicheRepository(session)
         self.direct_rooms = DirectRoomRepository(session)
         self.identities = IdentityRepository(session)
+        self.actions = ActionRepository(session)
+        self.apologies = ApologyRepository(session)
+        self.aftercare = AftercareRepository(session)
 
     def savepoint(self) -> Any:
         """A nested transaction: effects of a failed handler are undone, the rest kept."""

@@ -138,6 +138,13 @@ class VoteRepository:
                  .order_by(col(Recusal.at), col(Recusal.user_id)))
         return list(self._session.exec(query).all())
 
+    def recusals(self, meeting_id: int) -> list[tuple[str, str]]:
+        """(code, user id) of every recusal in a meeting, in order (the meeting record)."""
+        query = (select(Recusal.code, Recusal.user_id)
+                 .where(Recusal.meeting_id == meeting_id)
+                 .order_by(col(Recusal.code), col(Recusal.at), col(Recusal.user_id)))
+        return [(code, user) for code, user in self._session.exec(query).all()]
+
     # ---- retention ------------------------------------------------------------------
     def purge_code(self, cell: str, code: str) -> None:
         """Everything about a dossier's votes, when the dossier is purged."""

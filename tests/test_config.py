@@ -12,7 +12,7 @@ import pytest
 
 from bot.config import ConfigError, load_config, parse_config
 from commands.model import Role, Table
-from tests.factories import raw_config
+from tests.factories import CHAIR, PARTNER, SCHOOL, raw_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,8 +64,34 @@ def test_wrong_type_and_impossible_time_are_named() -> None:
 
 def test_unknown_language_and_timezone_are_refused() -> None:
     found = problems(raw_config(language="de", timezone="Europe/Atlantis"))
-    assert "language" in found
-    assert "Atlantis" in found["timezone"]
+    assert "'de'" in found["cell.language"]
+    assert "Atlantis" in found["cell.timezone"]
+
+
+def test_a_member_without_tables_the_bots_own_account_and_a_misspelled_table_are_refused(
+) -> None:
+    raw = raw_config()
+    del raw["members"][2]["tables"]
+    raw["members"].append({"user_id": raw["matrix"]["user_id"], "role": "partner",
+                           "organisation": "X", "tables": ["operational"]})
+    raw["tables"]["operationeel"] = raw["tables"].pop("strategic")
+    found = problems(raw)
+    assert "missing" in found[f"members[{PARTNER}].tables"]
+    assert "own account" in found[f"members[{raw['matrix']['user_id']}].user_id"]
+    assert "'operationeel'" in found["tables.operationeel"]
+    assert "'operational' and 'strategic'" in found["tables.operationeel"]
+
+
+def test_a_homeserver_url_with_the_client_api_path_is_refused_with_the_base_url() -> None:
+    raw = raw_config()
+    raw["matrix"]["homeserver"] = "https://matrix.example.be/_matrix/client/"
+    assert "'https://matrix.example.be'" in problems(raw)["matrix.homeserver"]
+
+
+def test_a_bad_value_is_shown_with_its_key() -> None:
+    raw = raw_config()
+    raw["members"][0]["role"] = "chiar"
+    assert "(got 'chiar')" in problems(raw)[f"members[{CHAIR}].role"]
 
 
 @pytest.mark.parametrize(
@@ -73,20 +99,23 @@ def test_unknown_language_and_timezone_are_refused() -> None:
     [
         (lambda ms: ms.pop(0), "members", "at least one chair"),
         (lambda ms: ms.pop(1), "members", "information_officer"),
-        (lambda ms: ms[2].update(organisation="VSSE"), "members[2].organisation", "intelligence"),
+        (lambda ms: ms[2].update(organisation="VSSE"), f"members[{PARTNER}].organisation",
+         "intelligence"),
         (lambda ms: ms[2].update(organisation="Veiligheid van de Staat"),
-         "members[2].organisation", "intelligence"),
-        (lambda ms: ms[3].update(organisation="ADIV/SGRS"), "members[3].organisation",
+         f"members[{PARTNER}].organisation", "intelligence"),
+        (lambda ms: ms[3].update(organisation="ADIV/SGRS"), f"members[{SCHOOL}].organisation",
          "intelligence"),
         (lambda ms: ms.append({"user_id": "@chief:example.be", "role": "police_chief",
-                               "tables": ["operational"]}), "members[5].tables", "strategic"),
+                               "tables": ["operational"]}), "members[@chief:example.be].tables",
+         "strategic"),
         (lambda ms: ms.append({"user_id": "@om:example.be", "role": "public_prosecutor",
-                               "tables": ["operational"]}), "members[5].tables", "strategic"),
-        (lambda ms: ms[0].update(organisation="Politiezone Noord"), "members[0].role",
+                               "tables": ["operational"]}), "members[@om:example.be].tables",
+         "strategic"),
+        (lambda ms: ms[0].update(organisation="Politiezone Noord"), f"members[{CHAIR}].role",
          "never chair"),
         (lambda ms: ms.pop(4), "members", "mayor"),
-        (lambda ms: ms.append(dict(ms[2])), "members[5].user_id", "twice"),
-        (lambda ms: ms[2].update(role="spy"), "members[2].role", "Input should be"),
+        (lambda ms: ms.append(dict(ms[2])), f"members[{PARTNER}].user_id", "twice"),
+        (lambda ms: ms[2].update(role="spy"), f"members[{PARTNER}].role", "Input should be"),
     ],
 )
 def test_roster_rules_of_the_guideline_are_enforced(mutate: Any, key: str, fragment: str) -> None:

@@ -35,6 +35,7 @@ def test_the_unit_runs_the_bot_as_its_own_user_with_its_state_directory_and_secr
     assert service["ProtectSystem"] == "strict"
     assert service["UMask"] == "0077"
     assert "Environment" not in service  # no secret in the unit itself
+    assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"  # SIGHUP: the roster again
 
 
 def test_the_unit_keeps_restarting_after_a_reboot_while_the_homeserver_comes_up() -> None:
@@ -58,6 +59,10 @@ def test_the_readme_installs_the_shipped_files() -> None:
     assert "deploy/livcr-bot.env.example /etc/livcr/livcr-bot.env" in README
     assert "useradd --system" in README
     assert "--uid=livcr" in README  # setup runs as the service user
+    assert "systemctl reload livcr-bot" in README
+    assert "check-config --online" in README
+    assert "setup --start-over" in README
+    assert "livcr restore" in README
 
 
 def test_the_production_paths_of_the_readme_land_in_var_lib_whatever_the_config_folder(

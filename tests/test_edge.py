@@ -268,6 +268,7 @@ async def test_an_undecryptable_command_is_held_then_its_sender_asked_to_resend(
     data = recorded("sync_undecryptable.json")
     await feed(edge, data)
     assert "$secret1" in edge.held
+    await edge.held.saved()  # written in a thread, debounced
     assert (edge.data_dir / "held.json").exists()
     assert outbox(edge) == []
     edge.held.undecryptable_timeout = -1.0  # the key never came

@@ -54,8 +54,12 @@ def test_each_mode_transition_is_announced_with_its_calendar_file(h: Harness) ->
     assert len(announcement) == 1
     assert announcement[0].room == OP_ROOM
     assert not announcement[0].is_reply
-    assert announcement[0].content["msgtype"] == "m.notice"
-    assert announcement[0].content["m.mentions"] == {}
+    # The first meeting is more than 7 days away: the same message asks the chair for an ad
+    # hoc one (one coherent message, not "asleep, consider ad hoc" beside "now monthly").
+    assert announcement[0].content["msgtype"] == "m.text"
+    assert announcement[0].content["m.mentions"] == {"user_ids": [CHAIR]}
+    assert "more than 7 days away for a new signal" in announcement[0].body
+    assert not [s for s in sent if "while the table is asleep" in s.body]
     [cal] = calendars(sent)
     assert str(cal["METHOD"]) == "REQUEST"
     assert event(cal).decoded("DTSTART") == local(2026, 12, 1)
@@ -139,6 +143,22 @@ def test_signal_asleep_or_far_from_the_next_meeting_asks_the_chair(h: Harness) -
     [ask] = [s for s in sent if s.notifies]
     assert "2027-01-05" in ask.body
     assert "more than 7 days" in ask.body
+
+
+def test_a_meeting_scheduled_by_hand_on_the_rhythms_slot_is_not_doubled_nor_called_auto(
+) -> None:
+    with harness(local(2026, 11, 24, 8), language="nl") as h:
+        h.say("!meeting schedule 2026-12-01 10:00")  # asleep: the chair plans the first one
+        h.signal()  # monthly now: its first regular slot is that same Tuesday
+        with h.repos() as repos:
+            kinds = sorted((m.starts_at, m.kind) for m in repos.meetings.of_table(
+                CELL, "operational", [PLANNED]))
+            status = "\n".join(cli_lines("status", status_data(h.cell, repos, h.clock())))
+        assert kinds == [(local(2026, 12, 1), "adhoc"), (local(2027, 1, 5), "auto")]
+        shown = h.text("!meeting")
+        assert "dinsdag 2026-12-01 om 10:00** (ad hoc" in shown
+        assert "volgens het ritme" not in shown
+        assert "2026-12-01 10:00 Europe/Brussels (adhoc)" in status
 
 
 def test_ad_hoc_threshold_comes_from_the_config() -> None:

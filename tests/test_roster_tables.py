@@ -93,5 +93,9 @@ def test_an_added_information_officer_gets_no_fiche_before_acknowledging(h: Harn
     sent = h.say("!vote yes", sender=IO)
     assert [x.item.content.get("direct_to") for x in sent
             if x.item.content.get("direct_to")] == [IO]  # not the unacknowledged one
-    confirmations = [s.body for s in sent if "information officer" in s.body]
+    # "sent to N" only once the edge delivered it (spec §11), not when it was decided.
+    assert not [s.body for s in sent if "information officer" in s.body]
+    [fiche] = [x.item for x in sent if x.item.content.get("direct_to")]
+    h.core.delivery_outcome(fiche, True)
+    confirmations = [s.body for s in h.new() if "information officer" in s.body]
     assert any("sent to 1 information officer" in c for c in confirmations), confirmations

@@ -107,6 +107,8 @@ class World:
         self.config_path.write_text(self.config_text())
         env = {**os.environ, "LIVCR_MATRIX_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"}
         env.pop("LIVCR_MATRIX_ACCESS_TOKEN", None)
+        for name, *_ in ROSTER:  # setup refuses to invite users that do not exist
+            await self.hs.register(f"{self.prefix}{name}", PASSWORD)
         setup = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot.cli", "setup", "-c", str(self.config_path),
             env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,

@@ -11,6 +11,7 @@ homeserver deduplicates. No nio here.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -32,8 +33,10 @@ from bot.edge.inbound import (
 )
 from bot.edge.trust import fingerprint
 from bot.logsafe import where
+from bot.ops import metrics
 from commands.framework import ChangeRecorder, Incoming, Output, Reply, SchedulerPort
 from commands.meetings import cadence
+from commands.meetings.common import next_planned, when
 from commands.meetings.recompute import recompute_all, recompute_table
 from commands.meetings.reminders import JobPlan, job_plan
 from commands.members.roster import effective_member, effective_roster, table_members
@@ -49,6 +52,27 @@ Clock = Callable[[], datetime]
 JobFn = Callable[[Repositories, SchedulerPort, datetime], Sequence[Output]]
 
 
+#: How long a notice about outsiders waits for more joins of the same batch, and how close
+#: to its sending time it no longer takes one (the edge may be sending it).
+OUTSIDER_BATCH = timedelta(seconds=5)
+OUTSIDER_MERGE_MARGIN = timedelta(seconds=1)
+
+
+def joined_notice(cell: Cell, table: Table, user_id: str, repos: Repositories,
+                  now: datetime) -> Reply:
+    """A roster member joined the table's room: history before the join is not theirs to
+    read, so mentions they were sent are lost to them. One short message mentions them and
+    says what is waiting (open votes, the next meeting and its agenda, the !ack)."""
+    votes = len(repos.votes.open_votes(cell.id, table.value))
+    upcoming = next_planned(repos, cell, table, now)
+    return Reply("msg:joined.welcome", {
+        "user_id": user_id,
+        "votes": votes,
+        "next": when(upcoming.starts_at, cell) if upcoming else None,
+        "acked": repos.acks.has_acked(cell.id, table.value, user_id),
+    }, notify=True, mentions=(user_id,), in_reply=False)
+
+
 def system_clock() -> datetime:
     return datetime.now(UTC)  # the wall clock: read here and nowhere else in the bot
 
@@ -62,13 +86,13 @@ def send_order(items: Sequence[OutboxItem]) -> list[OutboxItem]:
     """
     first: list[OutboxItem] = []
     later: list[OutboxItem] = []
-    waiting_rooms: set[str] = set()
+    waiting_lanes: set[str] = set()
     for item in items:
-        if item.answers_member and item.room_id not in waiting_rooms:
+        if item.answers_member and item.lane not in waiting_lanes:
             first.append(item)
         else:
             later.append(item)
-            waiting_rooms.add(item.room_id)
+            waiting_lanes.add(item.lane)
     return first + later
 
 
@@ -140,6 +164,8 @@ class Core:
                           event.room_id, now)
             repos.events.mark_processed(event.event_id, event.room_id, now)
         self._forward(changes)
+        if isinstance(event, Incoming) and outputs:
+            metrics.replied_after((now - event.timestamp).total_seconds())
         return True
 
     def _outputs(self, cell: Cell, ref: RoomRef, event: Inbound, repos: Repositories,
@@ -158,6 +184,10 @@ class Core:
             votes = TableVotes(cell, ref.table, repos, changes, now)
             return poll_ballot(votes, event.poll_event_id, event.sender, event.answer), answering
         if isinstance(event, Undecryptable):
+            # Only a roster member of this table is asked to resend (spec §11): nobody else
+            # hears from the bot.
+            if event.sender not in {m.user_id for m in table_members(cell, repos, ref.table)}:
+                return [], None
             return [Reply("msg:error.undecryptable", {"sender": event.sender})], answering
         if isinstance(event, UnencryptedCommand):
             return [Reply("msg:error.unencrypted")], answering
@@ -168,11 +198,38 @@ class Core:
         assert isinstance(event, OutsiderJoined)
         member = effective_member(cell, repos, event.user_id)
         if member is not None and ref.table in member.tables:
-            return [], None
+            return [joined_notice(cell, ref.table, event.user_id, repos, now)], None
+        self._outsider(repos, cell, ref, event, now)
+        return [], None
+
+    def _outsider(self, repos: Repositories, cell: Cell, ref: RoomRef, event: OutsiderJoined,
+                  now: datetime) -> None:
+        """A non-roster user is in a table room: the chairs are told once per user and room
+        (a display-name or avatar change, also a join event, pings nobody), and the joins
+        of one batch in one message (spec §11): the notice waits ``OUTSIDER_BATCH`` for
+        others in a lane of its own (it holds back no reply)."""
+        told = "outsider:" + hashlib.sha256(
+            f"{event.room_id}\x00{event.user_id}".encode()).hexdigest()[:40]
+        if repos.events.is_processed(told):
+            return
+        repos.events.mark_processed(told, event.room_id, now)
         log.warning("a non-roster user joined a table room %s", event.room_id)
+        waiting = repos.events.waiting(event.room_id, "outsiders", now + OUTSIDER_MERGE_MARGIN)
+        users = [*waiting[1].get("users", []), event.user_id] if waiting else [event.user_id]
         chairs = chairs_among(table_members(cell, repos, ref.table), ref.table)
-        return [Reply("msg:members.outsider", {"user_id": event.user_id}, notify=True,
-                      mentions=chairs, in_reply=False)], None
+        reply = (Reply("msg:members.outsider", {"user_id": users[0]}, notify=True,
+                       mentions=chairs, in_reply=False) if len(users) == 1 else
+                 Reply("msg:outbox.outsiders", {"users": users}, notify=True,
+                       mentions=chairs, in_reply=False))
+        [item] = outbox_items(render, cell.language, [reply], None, event.room_id)
+        item.pop("room")
+        item.pop("kind")
+        item.update({"users": users, "lane": "outsiders"})
+        if waiting:
+            repos.events.replace_content(waiting[0], item)
+        else:
+            repos.events.enqueue(event.event_id, event.room_id, "message", item, now,
+                                 purpose="outsiders", next_try_at=now + OUTSIDER_BATCH)
 
     def _untrusted(self, cell: Cell, ref: RoomRef, event: UntrustedInput,
                    repos: Repositories, now: datetime) -> list[Output]:
@@ -207,6 +264,89 @@ class Core:
                           mentions=chairs, in_reply=False)
             self._enqueue(repos, cell.language, f"undelivered:{key}", [reply], None,
                           origin_room, self.clock())
+
+    # ---- the outbox: backoff, dead letters, deliveries (spec §11) ------------------
+    def retry_later(self, item: OutboxItem, attempts: int, next_try_at: datetime) -> None:
+        """A send failed: the item is tried again not before ``next_try_at``."""
+        with self.db.unit_of_work() as repos:
+            repos.events.retry_later(item.id, attempts, next_try_at)
+
+    def dead_letter(self, item: OutboxItem, attempts: int) -> None:
+        """Give an item up after its last attempt: kept in the outbox (never sent, counted),
+        logged without its body, and the chairs of its table told (a fiche as "NOT
+        delivered"). A notice about a dead letter that dies itself is only logged."""
+        ref = self.rooms.get(item.room_id)
+        with self.db.unit_of_work() as repos:
+            now = self.clock()
+            if not repos.events.dead_letter(item.id, attempts, now):
+                return
+            log.error("dead-lettered an outbox %s after %d attempts (room %s)",
+                      item.event_type, attempts, item.room_id)
+            if ref is None or item.source_event_id.startswith("dead:"):
+                return
+            cell = self.config.cell(ref.cell)
+            if item.content.get("delivery") and item.content.get("direct_to"):
+                outputs = self._delivery_outputs(repos, cell, ref, item, False, "failed",
+                                                 attempts, now)
+                key = f"delivery:{item.content['delivery']['group']}"
+            else:
+                chairs = chairs_among(table_members(cell, repos, ref.table), ref.table)
+                outputs = [Reply("msg:outbox.dead_letter", {"attempts": attempts},
+                                 notify=True, mentions=chairs, in_reply=False)]
+                key = f"dead:{item.id}"
+            self._enqueue(repos, cell.language, key, outputs, None, item.room_id, now)
+
+    def dead_letters(self) -> int:
+        with self.db.reading() as repos:
+            return repos.events.dead_letters()
+
+    def delivery_outcome(self, item: OutboxItem, delivered: bool,
+                         reason: str = "failed") -> None:
+        """One direct message of a delivery was sent (``delivered``) or will never be
+        (``reason``: ``untrusted`` recipient or ``failed`` sends). A failure is told to the
+        table's chairs at once; when every message of the delivery has an outcome, the
+        table hears how many went out ("sent to N" only for those that did)."""
+        ref = self.rooms.get(item.room_id)
+        if ref is None or not item.content.get("delivery") or not item.content.get(
+                "direct_to"):
+            if not delivered and item.content.get("direct_to"):
+                self.not_delivered(item.room_id, item.content["direct_to"], item.txn_id)
+            return
+        cell = self.config.cell(ref.cell)
+        with self.db.unit_of_work() as repos:
+            now = self.clock()
+            outputs = self._delivery_outputs(repos, cell, ref, item, delivered, reason,
+                                             item.attempts + 1, now)
+            self._enqueue(repos, cell.language, f"delivery:{item.content['delivery']['group']}",
+                          outputs, None, item.room_id, now)
+
+    def _delivery_outputs(self, repos: Repositories, cell: Cell, ref: RoomRef,
+                          item: OutboxItem, delivered: bool, reason: str, attempts: int,
+                          now: datetime) -> list[Output]:
+        info = item.content["delivery"]
+        user_id = str(item.content["direct_to"])
+        if not repos.events.record_delivery(info["group"], user_id, delivered, now):
+            return []  # recorded before (a resend after a crash)
+        chairs = chairs_among(table_members(cell, repos, ref.table), ref.table)
+        outputs: list[Output] = []
+        if not delivered and reason == "untrusted":
+            outputs.append(Reply("msg:fiche.not_delivered", {"user_id": user_id},
+                                 notify=True, mentions=chairs, in_reply=False))
+        elif not delivered:
+            outputs.append(Reply("msg:outbox.fiche_failed",
+                                 {"code": info["code"], "user_id": user_id,
+                                  "attempts": attempts},
+                                 notify=True, mentions=chairs, in_reply=False))
+        outcomes = repos.events.delivery_outcomes(info["group"])
+        if len(outcomes) >= int(info["total"]):
+            count = sum(outcomes.values())
+            outputs.append(
+                Reply("msg:fiche.delivered", {"code": info["code"], "count": count},
+                      in_reply=False) if count else
+                Reply("msg:outbox.delivered_none", {"code": info["code"],
+                                                    "total": info["total"]},
+                      notify=True, mentions=chairs, in_reply=False))
+        return outputs
 
     # ---- identities (spec §11) ------------------------------------------------------
     def trust_generation(self) -> int:
@@ -290,6 +430,15 @@ class Core:
         """The one enqueue step: outputs rendered into Matrix contents, into the outbox under
         ``key``, in the caller's transaction. Returns how many items were queued."""
         items = outbox_items(render, lang, outputs, answering, room)
+        # The direct messages of one delivery (an adopted fiche to each officer) form a
+        # group; the table is told once every one of them was sent or given up.
+        codes = [str(i["delivery"]) for i in items if i.get("delivery")]
+        order = list(dict.fromkeys(codes))
+        for item in items:
+            if item.get("delivery"):
+                code = str(item["delivery"])
+                item["delivery"] = {"group": f"{key}/{order.index(code)}", "code": code,
+                                    "total": codes.count(code)}
         for item in items:
             repos.events.enqueue(key, item.pop("room"), item.pop("kind"), item, now)
         return len(items)

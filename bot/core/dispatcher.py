@@ -27,8 +27,10 @@ from bot.core.middleware import (
 from bot.core.parsing import Parsed, ParseError, command_text, parse
 from bot.core.render import vocabulary
 from bot.logsafe import where
+from bot.ops import metrics
 from commands import help as help_cmd
 from commands import stats
+from commands.actions import router as action
 from commands.dossiers import case, signal
 from commands.fiche import router as fiche
 from commands.framework import (
@@ -46,6 +48,7 @@ from commands.framework import (
 )
 from commands.help import help_data
 from commands.meetings import agenda_router as agenda
+from commands.meetings import record
 from commands.meetings import router as meeting
 from commands.members import ack
 from commands.members import router as members
@@ -69,6 +72,8 @@ def include_routers() -> list[Router]:
         agenda.router,
         vote.router,
         fiche.router,
+        action.router,
+        record.router,
     ]
 
 
@@ -133,7 +138,12 @@ class Dispatcher:
             return []
         request = Request(incoming, text, self.config.cell(incoming.cell), repos, now,
                           scheduler or self.scheduler)
-        return run_chain(self.outer, request, self._guarded)
+        outputs = run_chain(self.outer, request, self._guarded)
+        found = request.command
+        metrics.command_done(
+            (f"{found.name} {found.sub}" if found.sub else found.name) if found else None,
+            request.outcome or "refused")
+        return outputs
 
     def screen_edit(self, incoming: Incoming, repos: Repositories,
                     now: datetime) -> list[Output]:
@@ -153,6 +163,7 @@ class Dispatcher:
         except Exception as exc:
             # Exception texts may quote input; log the type and where it happened only.
             log.error("command failed with %s at %s", type(exc).__name__, where(exc))
+            request.outcome = "error"
             return [Reply("msg:error.internal")]
 
     def _route(self, request: Request) -> list[Output]:
@@ -160,9 +171,11 @@ class Dispatcher:
         try:
             parsed = parse(request.text)
         except ParseError as exc:
+            request.outcome = "usage"
             return [self._usage_reply(exc, None, cell)]
         found = self.find(parsed.name, parsed.words, vocabulary(cell.language)[1])
         if found is None:
+            request.outcome = "unknown_command"
             if parsed.name in self.commands:
                 return [self._usage_reply(UsageError("error.unknown_subcommand",
                                                      name=parsed.name),
@@ -190,10 +203,14 @@ class Dispatcher:
                 commands=self.all_commands(),
             )
             with request.repos.savepoint():
-                return list(command.handler(context, args))
+                outputs = list(command.handler(context, args))
+            request.outcome = "ok"
+            return outputs
         except Refusal as exc:
+            request.outcome = "refused"
             return [Reply(f"msg:{exc.key}", exc.data)]
         except UsageError as exc:
+            request.outcome = "usage"
             return [self._usage_reply(exc, command, cell)]
 
     def _args(self, cell: Cell, command: Command, parsed: Parsed, words: tuple[str, ...]) -> Args:

@@ -28,6 +28,7 @@ from apscheduler.triggers.date import DateTrigger
 
 from bot.core.app import Clock, Core, system_clock
 from commands.framework import Output, SchedulerPort
+from commands.meetings.record import auto_end, overrun_reminder
 from commands.meetings.reminders import (
     JobSpec,
     evaluation_check,
@@ -180,9 +181,16 @@ class Jobs:
             return remind_non_voters(TableVotes(cell, spec.table, repos, port, now),
                                      spec.vote_id)
 
+        def overrun(repos: Repositories, port: SchedulerPort, now: datetime) -> list[Output]:
+            return overrun_reminder(repos, cell, spec.table, spec.meeting_id, now)
+
+        def end(repos: Repositories, port: SchedulerPort, now: datetime) -> list[Output]:
+            return auto_end(repos, cell, spec.table, port, spec.meeting_id, now)
+
         return {"reminder": meeting_reminder, "first_meeting": first_meeting,
                 "lapse": lapse, "vote_deadline": vote_deadline,
-                "vote_reminder": vote_reminder}[spec.kind]
+                "vote_reminder": vote_reminder, "overrun": overrun,
+                "auto_end": end}[spec.kind]
 
     async def run(self, spec: JobSpec) -> None:
         try:

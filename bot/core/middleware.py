@@ -39,6 +39,9 @@ class Request:
     member: Member | None = None
     command: Command | None = None
     words: tuple[str, ...] = ()
+    #: For the metrics (spec §14): ok | refused | usage | unknown_command | error. Left
+    #: empty when a middleware stopped the command (counted as refused).
+    outcome: str = ""
 
 
 Proceed = Callable[[Request], list[Output]]

@@ -13,6 +13,7 @@ from bot.core.app import Clock, Core, system_clock
 from bot.core.jobs import Jobs
 from bot.core.render import cli_lines
 from bot.edge.client import MatrixBot
+from bot.ops import metrics
 from commands.dossiers.workflow import apply_retention
 from commands.meetings.status import status_data
 from commands.model import Table
@@ -82,13 +83,71 @@ class Service:
         log.info("stopping")
         self.bot.stop()
 
+    def _gauges(self) -> tuple[int, int]:
+        """What the metrics read from the database at scrape time: outbox depth, blocked."""
+        with self.db.reading() as repos:
+            return len(repos.events.pending()), len(repos.identities.list_blocked())
+
+    def reload(self, new: Config) -> list[str]:
+        """SIGHUP: take the new file's cells (rosters, meeting settings) without a restart.
+
+        Refused, with the reasons returned, when what changed needs a restart (the account,
+        the database, the limits, the cells or their rooms): the running bot keeps the old
+        configuration then. Members added to a table are invited to its room."""
+        old = self.config
+        problems = reload_problems(old, new)
+        if problems:
+            return problems
+        merged = old.model_copy(update={"cells": new.cells})
+        before = {(c.id, t, m.user_id) for c in old.cells for t in c.tables
+                  for m in c.members_of(t)}
+        self.config = merged
+        self.core.config = merged
+        self.core.dispatcher.config = merged
+        self.db.trust_generation += 1  # a roster change: the edge reads rosters and pins again
+        self.bot.rosters_reloaded()
+        added = sorted({(c.id, t, m.user_id) for c in merged.cells for t in c.tables
+                        for m in c.members_of(t)} - before)
+        invites = [(room, user) for cell, table, user in added
+                   if (room := self.core.table_room(cell, table)) is not None]
+        if self.scheduler.running:
+            for cell in merged.cells:
+                for table in cell.tables:
+                    self.wiring.table_changed(cell.id, table)
+        self.bot.invite_soon(invites)
+        log.info("configuration reloaded: %d roster entr%s added", len(added),
+                 "y" if len(added) == 1 else "ies")
+        return []
+
     async def run(self) -> None:
+        server = None
+        if self.config.metrics.listen:
+            server = metrics.MetricsServer(
+                self.config.metrics.listen, self.core.clock, self._gauges,
+                self.config.metrics.healthy_within_seconds)
+            await server.start()
         try:
             await self.bot.run()
         finally:
+            if server is not None:
+                await server.stop()
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=False)
             self.db.dispose()
+
+
+def reload_problems(old: Config, new: Config) -> list[str]:
+    """What a reload cannot take: only the cells' rosters and table settings may change."""
+    problems = []
+    for part in ("matrix", "storage", "limits"):
+        if getattr(old, part) != getattr(new, part):
+            problems.append(f"[{part}] changed: restart the bot (systemctl restart livcr-bot)")
+    rooms_old = {(c.id, t, c.tables[t].room) for c in old.cells for t in c.tables}
+    rooms_new = {(c.id, t, c.tables[t].room) for c in new.cells for t in c.tables}
+    if rooms_old != rooms_new:
+        problems.append("cells, tables or rooms changed: run `livcr setup` with the bot "
+                        "stopped, then start it")
+    return problems
 
 
 def purge_now(config: Config, db: Database | None = None, clock: Clock = system_clock) -> int:

@@ -25,6 +25,7 @@ from nio import (
     MegolmEvent,
     MessageDirection,
     RoomGetStateResponse,
+    RoomInviteError,
     RoomMessagesResponse,
     RoomResolveAliasResponse,
     SyncResponse,
@@ -50,10 +51,11 @@ from bot.edge.inbound import (
 )
 from bot.edge.outbound import OutboxSender
 from bot.edge.port import CorePort
-from bot.edge.session import StartupError, login, new_client
+from bot.edge.session import StartupError, login, login_when_reachable, new_client
 from bot.edge.shapes import event_id_ok
 from bot.edge.verification import Verifications, judge_invite, only_the_two, silence_nio_sas
 from bot.logsafe import where
+from bot.ops import metrics
 from commands.framework import Incoming
 
 log = logging.getLogger(__name__)
@@ -97,6 +99,7 @@ class MatrixBot:
     outbox: OutboxSender = field(init=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    _background: set[asyncio.Future[None]] = field(default_factory=set)
     #: Events not acted on, by kind (plaintext in an encrypted room, untrusted device...).
     refused: dict[str, int] = field(default_factory=dict)
     #: Events skipped for their shape (spec §11), by kind of defect (bot.edge.shapes): read by
@@ -117,8 +120,10 @@ class MatrixBot:
         # Nothing a member sends can make nio raise out of a sync (spec §11).
         screen_bodies(self.client, self._unparsable)
         guard_decryption(self.client, self._undecodable)
+        metrics.count_held(lambda: len(self.held.events))
         self.held = HeldEvents(self.client, self.data_dir,
-                               self.core.config.limits.undecryptable_timeout_seconds)
+                               self.core.config.limits.undecryptable_timeout_seconds,
+                               roster_of=self.core.roster_user_ids)
         self.keys = KeySharing(self.client, self.core)
         self.outbox = OutboxSender(self.client, self.core, self.keys, self.ready, self._stop)
         self.verifications = Verifications(self.client, self.core, self.keys, self.data_dir)
@@ -126,6 +131,27 @@ class MatrixBot:
     async def login(self) -> None:
         await login(self.client, self.core.config.matrix, self.data_dir)
         silence_nio_sas(self.client)  # verification is ours (bot.edge.verification)
+
+    def rosters_reloaded(self) -> None:
+        """The configuration's rosters changed (SIGHUP; the core moved its trust generation):
+        who is tracked and who gets keys is read again at the next sync."""
+        self.keys.forget_rosters()
+
+    def invite_soon(self, invites: list[tuple[str, str]]) -> None:
+        """Invite (room id, user id) pairs in the background: members added to a roster."""
+        if invites:
+            task = asyncio.ensure_future(self._invite(invites))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _invite(self, invites: list[tuple[str, str]]) -> None:
+        for room_id, user_id in invites:
+            response = await self.client.room_invite(room_id, user_id)
+            if isinstance(response, RoomInviteError):
+                log.warning("could not invite a new roster member to %s (%s)", room_id,
+                            response.status_code)
+            else:
+                log.info("invited a new roster member to %s", room_id)
 
     def flush_soon(self) -> None:
         """Send the outbox in the background (see :meth:`OutboxSender.flush_soon`)."""
@@ -168,7 +194,8 @@ class MatrixBot:
 
     async def run(self) -> None:
         """Sync until :meth:`stop`; rides out homeserver outages with backoff."""
-        await self.login()
+        await login_when_reachable(self.core.config.matrix, self.data_dir, self._stop,
+                                   self.login)
         await self.resolve_rooms()
         await self.keys.start()
         token = self.core.sync_token()
@@ -197,6 +224,7 @@ class MatrixBot:
             except Exception as exc:  # network errors: back off and retry
                 response = exc
             if not isinstance(response, SyncResponse):
+                metrics.sync_failed()
                 log.warning("sync failed (%s); retrying in %.0f s", type(response).__name__,
                             delay)
                 await self._sleep(delay)
@@ -211,6 +239,7 @@ class MatrixBot:
                 await self._sleep(delay)
                 continue
             token = response.next_batch
+            metrics.sync_succeeded(self.core.clock())
             # Every event of this sync is decided and marked processed already, so an older
             # saved token only makes a restart read events again that the database skips:
             # the token is saved after the first sync (history before it is never replayed),
@@ -239,6 +268,7 @@ class MatrixBot:
         if token is not None and token != saved:
             await asyncio.to_thread(self.core.save_sync_token, token)
         await self.outbox.finish()
+        await self.held.saved()
         await self.client.close()
 
     async def _sleep(self, seconds: float) -> None:

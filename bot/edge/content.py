@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import base64
 import html
+import json
+import math
+import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
@@ -50,6 +53,61 @@ def mention_pill(user_id: str) -> str:
     return f'<a href="{html.escape(href, quote=True)}">{html.escape(user_id)}</a>'
 
 
+#: The homeserver refuses an event whose whole PDU is over 64 KiB (spec: "the event limit").
+EVENT_LIMIT = 65_536
+#: What the homeserver and Megolm add around the encrypted plaintext: sender, room, sender
+#: key, session and device ids, hashes, signatures, auth and prev events, the relation.
+ENVELOPE_BYTES = 2_048
+_MX_REPLY = re.compile(r"<mx-reply>.*?</mx-reply>", re.DOTALL)
+
+
+def event_size(event_type: str, content: dict[str, Any], room_id: str = "") -> int:
+    """The size of the event the homeserver will store, measured on the serialised
+    plaintext as Megolm carries it (base64 of the AES-CBC ciphertext, MAC and signature)
+    plus the envelope: an upper bound for an unencrypted room too."""
+    plaintext = json.dumps({"type": event_type, "content": content, "room_id": room_id},
+                           ensure_ascii=False, separators=(",", ":")).encode()
+    ciphertext = (len(plaintext) // 16 + 1) * 16 + 1 + 10 + 8 + 64
+    return math.ceil(ciphertext * 4 / 3) + ENVELOPE_BYTES
+
+
+def fit_event(event_type: str, content: dict[str, Any], marker: str,
+              room_id: str = "", limit: int = EVENT_LIMIT) -> dict[str, Any]:
+    """``content`` made to fit the event limit: as it is when it fits; else without any
+    quoted reply fallback (a reply to a huge message never quotes it); else its body
+    shortened with ``marker`` at the end and its HTML replaced by the escaped shortened
+    text (cutting markup would break it)."""
+    if event_size(event_type, content, room_id) <= limit:
+        return content
+    fitted = dict(content)
+    if isinstance(fitted.get("formatted_body"), str):
+        fitted["formatted_body"] = _MX_REPLY.sub("", fitted["formatted_body"])
+    if isinstance(fitted.get("body"), str) and fitted["body"].startswith("> "):
+        lines = fitted["body"].split("\n")
+        while lines and lines[0].startswith("> "):
+            lines.pop(0)
+        fitted["body"] = "\n".join(lines).lstrip("\n")
+    if event_size(event_type, fitted, room_id) <= limit:
+        return fitted
+    body = str(fitted.get("body", ""))
+    low, high = 0, len(body)
+    best = ""
+    while low <= high:  # the longest prefix that fits, with the marker
+        middle = (low + high) // 2
+        text = body[:middle].rstrip() + "\n\n" + marker
+        trial = {**fitted, "body": text}
+        if "formatted_body" in trial:
+            trial["formatted_body"] = html.escape(text).replace("\n", "<br>")
+        if event_size(event_type, trial, room_id) <= limit:
+            best, low = text, middle + 1
+        else:
+            high = middle - 1
+    fitted["body"] = best or marker
+    if "formatted_body" in fitted:
+        fitted["formatted_body"] = html.escape(fitted["body"]).replace("\n", "<br>")
+    return fitted
+
+
 def message_content(
     words: Renderer, lang: str, reply: Reply, incoming: Incoming | None
 ) -> dict[str, Any]:
@@ -76,7 +134,7 @@ def message_content(
                  "is_falling_back": False}
             )
         content["m.relates_to"] = relates
-    return content
+    return fit_event("m.room.message", content, words.text(lang, "outbox.shortened"))
 
 
 #: Replies that may go to a configured room that is not encrypted (spec §11).
@@ -98,6 +156,8 @@ def outbox_items(
                 "direct_to": output.direct_to,
                 "content": message_content(words, lang, output, incoming),
             }
+            if output.delivery and output.direct_to:
+                item["delivery"] = output.delivery  # grouped by the core's enqueue step
             if output.template in REFUSALS:
                 item["refusal"] = True  # the one thing an unencrypted room may receive
             if output.attachment is not None:

@@ -471,11 +471,14 @@ async def _stored_under_default(api: _Api) -> str | None:
     return key
 
 
-async def store_identity(client: nio.AsyncClient, data_dir: Path) -> Stored:
+async def store_identity(client: nio.AsyncClient, data_dir: Path,
+                         replace: bool = False) -> Stored:
     """Put the bot's cross-signing private keys (and the crypto store key, when
     ``data_dir/store.key`` exists) in the account's secret storage under a new default key;
     the recovery key is returned, never logged. When they are already stored, nothing is
-    rotated. Call after :func:`ensure_cross_signing`: only a published identity is stored."""
+    rotated — unless ``replace`` (``setup --start-over`` made a new identity: the stored one
+    is the old one's). Call after :func:`ensure_cross_signing`: only a published identity is
+    stored."""
     if not client.user_id or not client.access_token:
         raise CrossSigningError("secret storage needs a logged-in client")
     user_id: str = client.user_id
@@ -484,7 +487,7 @@ async def store_identity(client: nio.AsyncClient, data_dir: Path) -> Stored:
     try:
         async with aiohttp.ClientSession(timeout=timeout) as session:
             api = _Api(client, session)
-            if await _stored_under_default(api) is not None:
+            if await _stored_under_default(api) is not None and not replace:
                 return Stored(None, "already stored (the recovery key is not shown again)")
             if keys is None or not keys.uploaded:
                 raise CrossSigningError(

@@ -142,8 +142,9 @@ def inbound_event(ref: RoomRef, room_id: str, event: Any, *, bot_user: str,
     if getattr(event, "sender", None) == bot_user:
         return None
     if isinstance(event, RoomMemberEvent):
-        if event.membership == "join" and event.state_key != bot_user and (
-                shapes.event_id_ok(event.event_id)
+        if (event.membership == "join" and event.state_key != bot_user
+                and getattr(event, "prev_membership", None) != "join"  # not a name change
+                and shapes.event_id_ok(event.event_id)
                 and shapes.parse_user_id(event.state_key) is not None):
             return OutsiderJoined(room_id, event.event_id, event.state_key)
         return None

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import logging
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
 from nio import (
     AsyncClient,
@@ -21,21 +22,42 @@ from nio import (
 )
 from nio.crypto.attachments import encrypt_attachment
 
-from bot.edge.content import POLL_END, POLL_START
+from bot.edge.content import POLL_END, POLL_START, fit_event
 from bot.edge.devices import KeySharing
 from bot.edge.port import CorePort
 from bot.logsafe import where
+from bot.ops import metrics
 from storage.repositories import OutboxItem
 
 log = logging.getLogger(__name__)
 
-#: Consecutive failed sends after which a reply is given up (logged, not silently).
-GIVE_UP_ATTEMPTS = 50
+#: The longest wait between two tries of one item (the first is ``outbox_retry_seconds``,
+#: doubling).
+MAX_RETRY_SECONDS = 300.0
+#: The marker of a body shortened at send time (the core shortens with a localised one when
+#: it renders; this is the last safety net, e.g. for a poll's outcome).
+SHORTENED = "[…]"
+
+#: The file name the homeserver sees in an upload request (spec §11 "Nothing left behind"):
+#: never the real one (it holds a case code and a date); that one is only inside the
+#: encrypted ``m.file`` event.
+NEUTRAL_UPLOAD_NAMES = {"text/markdown": "document.md", "text/calendar": "meeting.ics"}
+
+
+def neutral_upload_name(mimetype: str) -> str:
+    return NEUTRAL_UPLOAD_NAMES.get(mimetype.split(";")[0].strip().lower(), "attachment.bin")
 
 
 @dataclass
 class OutboxSender:
-    """Sends the outbox; ``ready`` once the first sync knows the rooms, ``stop`` ends it."""
+    """Sends the outbox; ``ready`` once the first sync knows the rooms, ``stop`` ends it.
+
+    Spec §11 "One failed send never blocks the others": items keep their order per *lane*
+    (a room, or one recipient's direct room); an item that fails is tried again with its
+    own exponential backoff (kept in the database, so a restart does not reset it) and
+    only its lane waits for it; after ``outbox_attempts`` tries it becomes a dead letter
+    (kept, counted, logged without its body) and the table's chairs are told.
+    """
 
     client: AsyncClient
     core: CorePort
@@ -43,17 +65,32 @@ class OutboxSender:
     ready: asyncio.Event
     stop: asyncio.Event
     _flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    _attempts: dict[int, int] = field(default_factory=dict)
     #: The background flush that sends replies while the next command of a sync is decided.
     _flusher: asyncio.Task[None] | None = None
     _flush_wanted: bool = False
-    #: A flush stopped at an item that could not go yet: the next sync tries again.
+    #: The timer that flushes again when the earliest backoff is over.
+    _wake: asyncio.TimerHandle | None = None
+    #: An item waits for its backoff: the next sync tries again too.
     stalled: bool = False
     #: Items not sent on purpose, by kind (unencrypted room, untrusted recipient).
     dropped: dict[str, int] = field(default_factory=dict)
+    #: Items given up (dead letters) since the start, and failed sends.
+    dead_letters: int = 0
+    failures: int = 0
+
+    @property
+    def max_attempts(self) -> int:
+        return self.core.config.limits.outbox_attempts
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds to wait after the ``attempts``-th failed send of an item."""
+        first = self.core.config.limits.outbox_retry_seconds
+        return float(min(first * 2 ** max(attempts - 1, 0), MAX_RETRY_SECONDS))
 
     async def finish(self) -> None:
         """Wait for a flush under way (at stop)."""
+        if self._wake is not None:
+            self._wake.cancel()
         if self._flusher is not None:
             try:
                 await self._flusher
@@ -75,7 +112,7 @@ class OutboxSender:
             self._flush_wanted = False
             try:
                 await self._flush_outbox()
-            except Exception as exc:  # the next sync tries again (_stalled)
+            except Exception as exc:  # the next sync tries again (stalled)
                 log.warning("sending replies failed with %s at %s", type(exc).__name__,
                             where(exc))
                 self._flush_wanted = False
@@ -83,13 +120,11 @@ class OutboxSender:
                 return
 
     async def _flush_outbox(self) -> None:
-        """Send pending replies in order; stop at the first that cannot go yet.
+        """Send what is due, lane by lane (see :meth:`_send_pending`).
 
-        Nothing is dropped before the first sync (rooms are unknown until then). An item that
-        keeps failing is given up after ``GIVE_UP_ATTEMPTS`` tries, so one broken room cannot
-        block every other reply forever. Sent items leave the outbox in one transaction at
-        the end (a crash before it resends them with the same transaction ids, which the
-        homeserver deduplicates).
+        Nothing is sent before the first sync (rooms are unknown until then). Sent items
+        leave the outbox in one transaction at the end (a crash before it resends them with
+        the same transaction ids, which the homeserver deduplicates).
         """
         if not self.ready.is_set():
             return
@@ -103,28 +138,55 @@ class OutboxSender:
 
     async def _send_pending(self, done: list[OutboxItem]) -> None:
         """Send the outbox in order (``Core.pending``: replies to members first); what went
-        out is appended to ``done``. A stop request ends a long flush (thousands of start-up
-        announcements) between two items."""
+        out is appended to ``done``. An item still in its backoff, or one that fails now,
+        holds back only the later items of its lane. A stop request ends a long flush
+        (thousands of start-up announcements) between two items."""
+        now = self.core.clock()
+        held_lanes: set[str] = set()
+        wake: datetime | None = None
         for item in await asyncio.to_thread(self.core.pending):
             if self.stop.is_set():
                 return
             if self._flush_wanted and not item.answers_member:
                 return  # a member's new reply goes first; this flush runs again after it
+            if item.lane in held_lanes:
+                continue
+            if item.next_try_at is not None and item.next_try_at > now:
+                held_lanes.add(item.lane)
+                wake = item.next_try_at if wake is None else min(wake, item.next_try_at)
+                continue
             try:
                 ok = await self._send(item)
             except Exception as exc:
-                log.warning("sending a reply failed (%s); will retry", type(exc).__name__)
+                log.warning("sending a reply failed (%s at %s); will retry",
+                            type(exc).__name__, where(exc))
                 ok = False
-            if not ok:
-                tries = self._attempts.get(item.id, 0) + 1
-                self._attempts[item.id] = tries
-                if tries < GIVE_UP_ATTEMPTS:
-                    self.stalled = True
-                    return
-                log.error("giving up on a reply to %s after %d attempts", item.room_id,
-                          tries)
-            self._attempts.pop(item.id, None)
-            done.append(item)
+            if ok:
+                done.append(item)
+                continue
+            self.failures += 1
+            held_lanes.add(item.lane)
+            attempts = item.attempts + 1
+            if attempts >= self.max_attempts:
+                self.dead_letters += 1
+                metrics.dead_letter()
+                await asyncio.to_thread(self.core.dead_letter, item, attempts)
+                self._flush_wanted = True  # the chair's notice, and the lane's next items
+                continue
+            retry_at = now + timedelta(seconds=self.backoff(attempts))
+            await asyncio.to_thread(self.core.retry_later, item, attempts, retry_at)
+            wake = retry_at if wake is None else min(wake, retry_at)
+        self.stalled = wake is not None
+        self._wake_at(wake, now)
+
+    def _wake_at(self, wake: datetime | None, now: datetime) -> None:
+        """Flush again when the earliest backoff is over (syncs flush too, when stalled)."""
+        if self._wake is not None:
+            self._wake.cancel()
+            self._wake = None
+        if wake is not None and not self.stop.is_set():
+            delay = max((wake - now).total_seconds(), 0.05)
+            self._wake = asyncio.get_running_loop().call_later(delay, self.flush_soon)
 
     async def _direct_room(self, origin_room: str, user_id: str) -> str | None:
         """The encrypted direct room with ``user_id``: reused, created on first use.
@@ -179,8 +241,7 @@ class OutboxSender:
             # Fiches go only to officers with a trusted device (spec §11); the table is told.
             log.warning("a direct message was not sent: its recipient has no trusted device")
             self.dropped["untrusted_recipient"] = self.dropped.get("untrusted_recipient", 0) + 1
-            await asyncio.to_thread(self.core.not_delivered, room_id, data["direct_to"],
-                                    item.txn_id)
+            await asyncio.to_thread(self.core.delivery_outcome, item, False, "untrusted")
             self._flush_wanted = True  # the table's notice goes out in the same round
             return True
         if data.get("direct_to"):
@@ -201,6 +262,7 @@ class OutboxSender:
         await self.keys.share_keys(room_id)
         content = dict(data["content"])
         if item.event_type == "message":
+            content = fit_event("m.room.message", content, SHORTENED, room_id)
             response = await self.client.room_send(
                 room_id, "m.room.message", content, tx_id=item.txn_id,
                 ignore_unverified_devices=False,
@@ -210,6 +272,10 @@ class OutboxSender:
                 return False
             if "attachment" in data:
                 await self._send_file(room_id, data["attachment"], item.txn_id + "-file")
+            if data.get("delivery"):
+                # Sent: now the table may hear it (spec §11), with the others of its group.
+                await asyncio.to_thread(self.core.delivery_outcome, item, True)
+                self._flush_wanted = True
             return True
         if item.event_type == "poll_start":
             response = await self.client.room_send(
@@ -225,6 +291,7 @@ class OutboxSender:
                 return True  # the poll never went out: nothing to end
             content["m.relates_to"] = {"rel_type": "m.reference", "event_id": poll}
             content[POLL_END] = {}
+            content = fit_event(POLL_END, content, SHORTENED, room_id)
             await self.keys.share_keys(room_id)  # the lookup awaited: share again, then send
             response = await self.client.room_send(
                 room_id, POLL_END, content, tx_id=item.txn_id, ignore_unverified_devices=False
@@ -239,7 +306,7 @@ class OutboxSender:
         upload, _ = await self.client.upload(
             lambda *_: ciphertext,
             content_type="application/octet-stream",
-            filename=attachment["filename"],
+            filename=neutral_upload_name(attachment["mimetype"]),
             encrypt=False,
             filesize=len(ciphertext),
         )

@@ -83,7 +83,7 @@ def _desired_state(bot: str | None, cell: Cell, table: Table) -> dict[str, dict[
 
 
 def room_name(cell: Cell, table: Table, words: Renderer) -> str:
-    return f"{cell.name} — {words.text(cell.language, 'table.' + table.value)}"
+    return f"{cell.name} — {words.text(cell.language, 'room_name.' + table.value)}"
 
 
 async def _existing(client: AsyncClient, room: str) -> str | None:

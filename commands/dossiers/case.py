@@ -77,6 +77,10 @@ def case_show(ctx: CommandContext, args: Args) -> Sequence[Output]:
                 "created": record.created_at.astimezone(ctx.cell.tz).date().isoformat(),
                 "history": history,
                 "next": allowed,
+                "ideology": record.ideology,
+                "minor": record.minor,
+                "previous": record.previous,
+                "actions": len(ctx.repos.actions.of_cell(ctx.cell.id, record.code)),
             },
         )
     ]

@@ -9,23 +9,54 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from commands.dossiers.case import CODE
 from commands.framework import Args, CommandContext, Output, Refusal, Reply, Router, UsageError
 from commands.meetings.adhoc import after_signal
-from commands.model import CONTEXTS, Phenomenon, Role, Status, Table, Who
+from commands.model import CONTEXTS, Role, Status, Table, Who
 
 router = Router("signal")
 
 MAX_SUMMARY = 500
 
 
-def _phenomenon(ctx: CommandContext, raw: str | None) -> Phenomenon:
+def _phenomenon(ctx: CommandContext, raw: str | None) -> str:
+    """One of the cell's phenomena (the Strategy T.E.R. list unless configured)."""
     if raw is None:
         raise UsageError("signal.missing_phenomenon")
     value = ctx.english(raw)
-    for item in Phenomenon:
-        if item.value.lower() == value.lower():
+    for item in ctx.cell.phenomena:
+        if item.lower() == value.lower():
             return item
-    raise UsageError("signal.bad_phenomenon", allowed=", ".join(p.value for p in Phenomenon))
+    raise UsageError("signal.bad_phenomenon", allowed=ctx.local_list(ctx.cell.phenomena))
+
+
+def _ideology(ctx: CommandContext, raw: str | None) -> str:
+    if raw is None:
+        return ""
+    value = ctx.english(raw)
+    for item in ctx.cell.ideologies:
+        if item.lower() == value.lower():
+            return item
+    raise UsageError("signal.bad_ideology", allowed=ctx.local_list(ctx.cell.ideologies))
+
+
+def _minor(ctx: CommandContext, raw: str | None) -> str:
+    if raw is None:
+        return ""
+    value = ctx.english(raw)
+    if value not in ("yes", "no"):
+        raise UsageError("signal.bad_minor")
+    return value
+
+
+def _previous(raw: str | None) -> str:
+    """``previous=C-…``: an earlier code (it may be purged already; only its form counts)."""
+    if raw is None:
+        return ""
+    code = raw.strip().upper()
+    if not CODE.match(code):
+        raise UsageError("signal.bad_previous")
+    return code
 
 
 def _indicators(ctx: CommandContext, raw: list[str]) -> list[str]:
@@ -60,7 +91,8 @@ def _context(ctx: CommandContext, raw: list[str]) -> list[str]:
     "signal",
     who=Who.OPERATIONAL_MEMBER,
     tables=frozenset({Table.OPERATIONAL}),
-    keys=frozenset({"phenomenon", "indicators", "assessed", "context", "summary", "source"}),
+    keys=frozenset({"phenomenon", "indicators", "assessed", "context", "summary", "source",
+                    "ideology", "minor", "previous"}),
 )
 def signal(ctx: CommandContext, args: Args) -> Sequence[Output]:
     phenomenon = _phenomenon(ctx, args.get("phenomenon"))
@@ -69,6 +101,9 @@ def signal(ctx: CommandContext, args: Args) -> Sequence[Output]:
     if assessed is None or ctx.english(assessed) != "yes":
         raise Refusal("signal.not_assessed")
     context = _context(ctx, args.list("context"))
+    ideology = _ideology(ctx, args.get("ideology"))
+    minor = _minor(ctx, args.get("minor"))
+    previous = _previous(args.get("previous"))
     summary = (args.get("summary") or "").strip()
     if len(summary) > MAX_SUMMARY:
         raise UsageError("signal.summary_too_long", limit=MAX_SUMMARY, length=len(summary))
@@ -82,7 +117,7 @@ def signal(ctx: CommandContext, args: Args) -> Sequence[Output]:
         source = "LTF"
     record = ctx.repos.dossiers.create(
         cell=ctx.cell.id,
-        phenomenon=phenomenon.value,
+        phenomenon=phenomenon,
         indicators=indicators,
         context=context,
         source=source[:128],
@@ -90,6 +125,9 @@ def signal(ctx: CommandContext, args: Args) -> Sequence[Output]:
         signalled_by=ctx.member.user_id,
         status=Status.SIGNALLED.value,
         at=ctx.now,
+        ideology=ideology,
+        minor=minor,
+        previous=previous,
     )
     ctx.repos.audit.record(
         cell=ctx.cell.id,
@@ -104,7 +142,7 @@ def signal(ctx: CommandContext, args: Args) -> Sequence[Output]:
     return [
         Reply(
             "signal_created",
-            {"code": record.code, "phenomenon": phenomenon.value, "indicators": indicators},
+            {"code": record.code, "phenomenon": phenomenon, "indicators": indicators},
         ),
         *after_signal(ctx.repos, ctx.cell, ctx.now),
     ]

@@ -85,7 +85,7 @@ def delivery(repos: Repositories, cell: Cell, code: str, now: datetime, *,
                     recused=recused)
     officers = information_officers(cell, repos)
     outputs: list[Output] = [
-        Reply("fiche", data, direct_to=officer, in_reply=False,
+        Reply("fiche", data, direct_to=officer, in_reply=False, delivery=code,
               attachment=Attachment(f"fiche-{code}-{data['date']}.md", "text/markdown",
                                     "fiche", data))
         for officer in officers
@@ -93,6 +93,9 @@ def delivery(repos: Repositories, cell: Cell, code: str, now: datetime, *,
     repos.fiches.sent(cell.id, code, now)
     repos.audit.record(cell=cell.id, actor="livcr-bot", action="fiche_sent", at=now, code=code,
                        decision_ref=f"officers:{len(officers)}")
-    outputs.append(Reply("msg:fiche.delivered", {"code": code, "count": len(officers)},
-                         in_reply=False))
+    if not officers:
+        outputs.append(Reply("msg:fiche.delivered", {"code": code, "count": 0},
+                             in_reply=False))
+    # Otherwise the table hears "sent to N" from the edge once the fiches went out
+    # (``Core.delivery_outcome``), and "NOT delivered" for each one that could not.
     return outputs

@@ -29,7 +29,9 @@ def after_signal(repos: Repositories, cell: Cell, now: datetime) -> list[Output]
     cadence = cell.tables[Table.OPERATIONAL].cadence
     limit = timedelta(days=cadence.ad_hoc_if_next_meeting_beyond_days)
     far = upcoming is None or upcoming.starts_at - now > limit
-    if in_progress is not None or not (asleep or far):
+    if in_progress is not None or not far or asleep:
+        # Asleep: this signal wakes the table, and the cadence change says so in one message
+        # that also asks the chair when the first meeting is far (recompute.py).
         return []
     return [Reply(
         "msg:meeting.ad_hoc_needed",

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from commands.actions.rules import ActionStatus, overdue_on
 from commands.fiche.document import missing
 from commands.meetings.cadence import Mode, next_meeting
 from commands.meetings.common import (
@@ -39,7 +40,7 @@ def agenda(repos: Repositories, cell: Cell, table: Table, now: datetime) -> dict
     meeting = in_progress or next_planned(repos, cell, table, now)
     horizon = (meeting.starts_at if meeting else now).astimezone(cell.tz).date()
     sections: dict[str, list[str]] = {"new": [], "evaluation": [], "fiches": [],
-                                      "problematic": []}
+                                      "problematic": [], "overdue": [], "aftercare": []}
     if table is Table.OPERATIONAL:
         for record in repos.dossiers.list(cell.id, [s.value for s in OPEN]):
             if record.status in (Status.SIGNALLED, Status.ASSESSING):
@@ -52,6 +53,12 @@ def agenda(repos: Repositories, cell: Cell, table: Table, now: datetime) -> dict
             if record.problematic:
                 sections["problematic"].append(record.code)
         sections["fiches"] = awaiting_consensus(repos, cell)
+        day = max(horizon, now.astimezone(cell.tz).date())
+        sections["overdue"] = [
+            a.ref for a in repos.actions.of_cell(cell.id, statuses=[ActionStatus.OPEN.value])
+            if overdue_on(a.status, a.due, day)]
+        sections["aftercare"] = [r.code for r in repos.aftercare.of_cell(cell.id)
+                                 if r.reviews and r.reviews[0] <= day]
     items = repos.meetings.items(cell.id, table.value)
     following: datetime | None = None
     if meeting is not None:
@@ -80,6 +87,6 @@ def following_slot(repos: Repositories, cell: Cell, table: Table,
 def agenda_summary(full: Mapping[str, Any]) -> dict[str, Any]:
     """The agenda with codes and counts only: the free items' text stays out (reminders)."""
     summary = {key: full[key] for key in ("table", "meeting", "new", "evaluation", "fiches",
-                                          "problematic", "next")}
+                                          "problematic", "overdue", "aftercare", "next")}
     summary["item_count"] = len(full["items"])
     return summary

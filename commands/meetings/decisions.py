@@ -11,6 +11,7 @@ from commands.meetings.common import (
     next_planned,
     when,
 )
+from commands.members.roster import table_members
 from commands.model import Cell, Table
 from commands.votes.consensus import REASONS
 from storage.meetings import (
@@ -39,19 +40,54 @@ def decision_list(repos: Repositories, cell: Cell, table: Table, meeting: Meetin
             if row is not None:
                 rows.append(row)
     upcoming = next_planned(repos, cell, table, now)
+    present = repos.meetings.attendees(meeting.id)
     return {
         "table": table.value,
         "meeting": meeting_data(meeting, cell),
         "started": when(meeting.started_at or now, cell),
         "ended": when(now, cell),
         "decisions": rows,
-        "present": repos.meetings.attendees(meeting.id),
+        "present": present,
+        **meeting_record(repos, cell, table, meeting.id, present),
         "next": when(upcoming.starts_at, cell) if upcoming else None,
     }
 
 
+def meeting_record(repos: Repositories, cell: Cell, table: Table, meeting_id: int,
+                   present: list[str]) -> dict[str, Any]:
+    """The record of who took part (spec §13): those present by organisation, apologies
+    (with whether a written contribution was sent) and recusals by case code."""
+    by_id = {m.user_id: m for m in table_members(cell, repos, table)}
+    organisations: dict[str, list[str]] = {}
+    for user in present:
+        member = by_id.get(user)
+        name = member.organisation.strip() if member and member.organisation.strip() else "—"
+        organisations.setdefault(name, []).append(user)
+    recusals: dict[str, list[str]] = {}
+    for code, user in repos.votes.recusals(meeting_id):
+        recusals.setdefault(code, []).append(user)
+    return {
+        "by_organisation": [{"organisation": o, "members": m}
+                            for o, m in sorted(organisations.items())],
+        "apologies": [{"user_id": a.user_id, "contribution": a.contribution}
+                      for a in repos.apologies.of_meeting(meeting_id)],
+        "recusals": [{"code": c, "members": m} for c, m in recusals.items()],
+    }
+
+
+def _action(record: DecisionRecord) -> dict[str, Any]:
+    """An action created (``action:N``) or its status changed (``action:N:status``)."""
+    parts = record.decision_ref.split(":")
+    n = parts[1] if len(parts) > 1 else "?"
+    if record.action == "action_add":
+        return {"kind": "action", "change": "added", "ref": f"{record.code}/{n}"}
+    return {"kind": "action", "change": "status", "ref": f"{record.code}/{n}",
+            "status": parts[2] if len(parts) > 2 else ""}
+
+
 #: Audit actions that are steps towards a decision, not decisions.
-_NOT_DECISIONS = ("ballot_", "vote_open_", "fiche_edit", "recusal")
+_NOT_DECISIONS = ("ballot_", "vote_open_", "fiche_edit", "recusal", "outcome_sent",
+                  "aftercare_planned")
 _OUTCOMES = {"vote_adopted": "adopted", "vote_not_adopted": "not_adopted",
              "vote_cancelled": "cancelled"}
 
@@ -88,6 +124,8 @@ def _decision(repos: Repositories, cell: Cell, record: DecisionRecord) -> dict[s
         row["vote"] = vote.id if vote else ""
         row["proposal"] = vote.kind if vote else ""
         row["reasons"] = _reasons(repos, vote.id) if vote else {}
+    elif record.action in ("action_add", "action_status"):
+        row.update(_action(record))
     elif record.action == "fiche_sent":
         row["kind"] = "fiche_sent"
     elif record.from_status and record.to_status:

@@ -15,6 +15,7 @@ from commands.meetings.cadence import Mode, cadence_mode, next_meeting
 from commands.meetings.common import (
     _MAX_SKIPS,
     AUTO,
+    chairs,
     load,
     meeting_attachment,
     next_planned,
@@ -168,7 +169,10 @@ def recompute_table(repos: Repositories, cell: Cell, table: Table, now: datetime
     else:
         mode = cadence_mode(data.open_dossiers, data.problematic_open)
     ahead = notice(cell, table)
-    target = target_slot(mode, cell, table, now, data.last_held, data.taken, ahead)
+    # A slot the chair already planned a meeting at by hand is that meeting: the rhythm does
+    # not add an automatic one beside it (two invitations, one labelled "auto").
+    by_hand = frozenset(m.starts_at.astimezone(UTC) for m in current if m.kind != AUTO)
+    target = target_slot(mode, cell, table, now, data.last_held, data.taken | by_hand, ahead)
     future_auto = [m for m in current if m.kind == AUTO and m.starts_at > now]
     change: tuple[str, MeetingRecord] | None = None
     outputs: list[Output] = []
@@ -204,6 +208,12 @@ def recompute_table(repos: Repositories, cell: Cell, table: Table, now: datetime
                 "CANCEL" if change[0] == "cancelled" else "REQUEST")
             attachment = meeting_attachment(cell, repos, change[1], method, now)
         upcoming = next_planned(repos, cell, table, now)
+        # Woken by a signal: one message says the new rhythm and, when its first meeting is
+        # further than the ad hoc threshold, asks the chair (adhoc.after_signal stays silent
+        # then, so the chair never reads "asleep, consider ad hoc" and "now monthly" at once).
+        limit = timedelta(days=cell.tables[table].cadence.ad_hoc_if_next_meeting_beyond_days)
+        ask = previous is Mode.SLEEP and mode is not Mode.SLEEP and (
+            upcoming is None or upcoming.starts_at - now > limit)
         outputs.append(Reply(
             "meeting_cadence",
             {
@@ -213,10 +223,13 @@ def recompute_table(repos: Repositories, cell: Cell, table: Table, now: datetime
                 "problematic": data.problematic_open,
                 "next": when(upcoming.starts_at, cell) if upcoming else None,
                 "change": change[0] if change else None,
+                "ad_hoc_days": limit.days if ask else None,
             },
             room_id=room_id,
             in_reply=False,
             attachment=attachment,
+            notify=ask,
+            mentions=chairs(cell, repos, table) if ask else (),
         ))
     elif change is not None:
         outputs.append(_calendar_reply(cell, repos, change[0], change[1], now, room_id))

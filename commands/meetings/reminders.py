@@ -20,6 +20,7 @@ from commands.meetings.common import (
     next_planned,
     when,
 )
+from commands.meetings.record import AUTO_END, OVERRUN_REMINDER
 from commands.model import Cell, Table
 from storage.meetings import (
     PLANNED,
@@ -94,7 +95,8 @@ def evaluation_check(repos: Repositories, scheduler: SchedulerPort, cell: Cell,
     )]
 
 
-JobKind = Literal["reminder", "lapse", "first_meeting", "vote_deadline", "vote_reminder"]
+JobKind = Literal["reminder", "lapse", "first_meeting", "vote_deadline", "vote_reminder",
+                  "overrun", "auto_end"]
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,18 @@ def job_plan(repos: Repositories, cells: Sequence[Cell], now: datetime, grace: t
                 continue
             plan.jobs.append(JobSpec("reminder", key, cell.id, table, run_at, meeting.id,
                                      meeting.sequence, offset))
+    for meeting in repos.meetings.started_all():
+        table = Table(meeting.table)
+        if not wanted(meeting.cell, table):
+            continue
+        # The chair is reminded once (a processed id); the automatic end is idempotent (it
+        # ends only a meeting still in progress).
+        key = f"overrun:{meeting.id}"
+        if not repos.events.is_processed(key):
+            plan.jobs.append(JobSpec("overrun", key, meeting.cell, table,
+                                     max(meeting.ends_at + OVERRUN_REMINDER, now), meeting.id))
+        plan.jobs.append(JobSpec("auto_end", f"auto-end:{meeting.id}", meeting.cell, table,
+                                 max(meeting.ends_at + AUTO_END, now), meeting.id, once=False))
     for vote in repos.votes.open_all():
         table = Table(vote.table)
         if not wanted(vote.cell, table):

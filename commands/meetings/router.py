@@ -27,10 +27,9 @@ from commands.meetings.common import (
     next_planned,
     when,
 )
-from commands.meetings.decisions import decision_list
+from commands.meetings.record import confidentiality, end_meeting
 from commands.model import Who, chair_role
-from commands.votes.closing import TableVotes, close_meeting_votes
-from storage.meetings import CANCELLED, ENDED, LAPSED, PLANNED, STARTED
+from storage.meetings import CANCELLED, LAPSED, PLANNED, STARTED
 
 router = Router("meeting")
 
@@ -186,7 +185,7 @@ def start(ctx: CommandContext, args: Args) -> Sequence[Output]:
                            at=ctx.now, decision_ref=f"meeting:{meeting.id}")
     _changed(ctx)
     data = agenda(ctx.repos, ctx.cell, ctx.table, ctx.now)
-    return [Reply("meeting_started", {**data, "planned": bool(near)})]
+    return [Reply("meeting_started", {**data, "planned": bool(near)}), confidentiality()]
 
 
 @router.command("meeting", sub="end", who=Who.CHAIR, help="meeting")
@@ -195,15 +194,8 @@ def end(ctx: CommandContext, args: Args) -> Sequence[Output]:
     if running is None:
         raise Refusal("meeting.none_in_progress")
     # Open votes close with the meeting: adopted only with every present member's yes.
-    votes = TableVotes(ctx.cell, ctx.table, ctx.repos, ctx.scheduler, ctx.now)
-    closing = close_meeting_votes(votes, running.id, ctx.member.user_id)
-    meeting = ctx.repos.meetings.update(running.id, status=ENDED, ended_at=ctx.now)
-    data = decision_list(ctx.repos, ctx.cell, ctx.table, meeting, ctx.now)
-    ctx.repos.meetings.close_items(ctx.cell.id, ctx.table.value, meeting.id)
-    ctx.repos.audit.record(cell=ctx.cell.id, actor=ctx.member.user_id, action="meeting_end",
-                           at=ctx.now, decision_ref=f"meeting:{meeting.id}")
-    _changed(ctx)
-    return [*closing, Reply("meeting_decisions", data)]
+    return end_meeting(ctx.repos, ctx.cell, ctx.table, ctx.scheduler, running,
+                       ctx.member.user_id, ctx.now)
 
 
 @router.command("present", help="present")
@@ -212,6 +204,9 @@ def present(ctx: CommandContext, args: Args) -> Sequence[Output]:
     if running is None:
         raise Refusal("meeting.none_in_progress")
     fresh = ctx.repos.meetings.add_attendance(running.id, ctx.member.user_id, ctx.now)
+    if fresh:  # present after all: the apology no longer stands
+        ctx.repos.apologies.withdraw(running.id, ctx.member.user_id)
     count = len(ctx.repos.meetings.attendees(running.id))
-    key = "msg:meeting.present" if fresh else "msg:meeting.already_present"
+    # Being present confirms the confidentiality statement posted at ``meeting start``.
+    key = "msg:record.present" if fresh else "msg:meeting.already_present"
     return [Reply(key, {"count": count, "user_id": ctx.member.user_id})]

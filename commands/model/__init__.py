@@ -1,7 +1,16 @@
 """The one model of a LIVC-R: tables, roles, members, cells, durations, roster rules and the
 dossier workflow's statuses. It imports nothing of ours (an import contract checks it)."""
 
-from commands.model.dossier import CONTEXTS, FINAL, OPEN, TRANSITIONS, Phenomenon, Status
+from commands.model.dossier import (
+    CONTEXTS,
+    DEFAULT_IDEOLOGIES,
+    DEFAULT_PHENOMENA,
+    FINAL,
+    OPEN,
+    TRANSITIONS,
+    Phenomenon,
+    Status,
+)
 from commands.model.durations import parse_duration
 from commands.model.roster import (
     DEFAULT_INDICATORS,
@@ -29,7 +38,9 @@ from commands.model.roster import (
 
 __all__ = [
     "CONTEXTS",
+    "DEFAULT_IDEOLOGIES",
     "DEFAULT_INDICATORS",
+    "DEFAULT_PHENOMENA",
     "DEFAULT_SCENARIOS",
     "FINAL",
     "INTELLIGENCE_PATTERNS",

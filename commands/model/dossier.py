@@ -29,11 +29,22 @@ TRANSITIONS: Mapping[Status, tuple[Status, ...]] = {
 
 
 class Phenomenon(enum.StrEnum):
+    """The default phenomena: the federal Strategy T.E.R. (2021), spec §13."""
+
     FTF = "FTF"
     HTF = "HTF"
     HP = "HP"
+    PVE = "PVE"  # potentially violent extremist
+    CONVICT = "convict"  # terrorism convict after release
     CHILD = "child"
     EARLY = "early"
+
+
+DEFAULT_PHENOMENA = tuple(p.value for p in Phenomenon)
+
+#: ``ideology=`` of a signal (optional; configurable per cell).
+DEFAULT_IDEOLOGIES = ("jihadist", "right-wing", "left-wing", "anti-government", "single-issue",
+                      "unclear")
 
 
 CONTEXTS = (

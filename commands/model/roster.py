@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from commands.model.dossier import DEFAULT_IDEOLOGIES, DEFAULT_PHENOMENA
 from commands.model.durations import parse_duration
 
 
@@ -147,6 +148,9 @@ class TableConfig(Strict):
     quorum_organisations: int = Field(default=2, ge=1, le=100)
     #: After this the bot mentions, once, the eligible members who have not voted.
     vote_reminder: str = "10m"
+    #: Aftercare reviews after a dossier closes (spec §13): ``6mo``, ``4w``, ``10d``; empty
+    #: disables them.
+    aftercare_reviews: tuple[str, ...] = ("6mo", "12mo")
 
     @field_validator("room")
     @classmethod
@@ -168,6 +172,14 @@ class TableConfig(Strict):
     def _reminders(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for item in value:
             parse_duration(item)
+        return value
+
+    @field_validator("aftercare_reviews")
+    @classmethod
+    def _aftercare(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if not re.fullmatch(r"\s*([1-9]\d{0,2})\s*(mo|w|d)\s*", item):
+                raise ValueError("aftercare_reviews are periods like 6mo, 12mo, 4w or 10d")
         return value
 
     @field_validator("vote_reminder")
@@ -226,10 +238,24 @@ class Cell(Strict):
     timezone: str = "Europe/Brussels"
     retention_days_after_close: int = Field(default=0, ge=0, le=3650)
     indicators: tuple[str, ...] = DEFAULT_INDICATORS
+    #: What a signal's ``phenomenon=`` may be (spec §13; Strategy T.E.R. by default).
+    phenomena: tuple[str, ...] = DEFAULT_PHENOMENA
+    #: What an optional ``ideology=`` may be.
+    ideologies: tuple[str, ...] = DEFAULT_IDEOLOGIES
     min_indicators: int = Field(default=1, ge=1)
     scenarios: Mapping[str, int] = Field(default_factory=lambda: dict(DEFAULT_SCENARIOS))
     tables: Mapping[Table, TableConfig]
     members: tuple[Member, ...] = ()
+
+    @field_validator("phenomena", "ideologies")
+    @classmethod
+    def _words(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("needs at least one value")
+        for item in value:
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,15}", item):
+                raise ValueError(f"{item!r}: one word of at most 16 letters, digits, - or _")
+        return value
 
     @field_validator("timezone")
     @classmethod

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from commands.dossiers import workflow as dossiers
+from commands.dossiers.outcome import plan_aftercare, signaller_outcome
 from commands.fiche.document import delivery
 from commands.framework import Output, PollEnd, Refusal, Reply, SchedulerPort, UsageError
 from commands.members.roster import table_members
@@ -111,11 +112,15 @@ def find_vote(votes: TableVotes, raw: str | None) -> VoteRecord:
     return locked
 
 
-def close_vote(votes: TableVotes, vote: VoteRecord, *, actor: str, reason: str) -> list[Output]:
-    """Close a vote now: adopted only with every eligible member's yes; apply the effect."""
+def close_vote(votes: TableVotes, vote: VoteRecord, *, actor: str, reason: str,
+               adopt: bool = True) -> list[Output]:
+    """Close a vote now: adopted only with every eligible member's yes; apply the effect.
+
+    ``adopt=False`` (a meeting the secretary ends) closes it as not adopted whatever the
+    ballots (spec §13)."""
     t = current_tally(votes, vote)
     short = quorum_gap(votes, t.eligible) != (0, 0)
-    result = State.NOT_ADOPTED if short else outcome(t)
+    result = State.NOT_ADOPTED if short or not adopt else outcome(t)
     recused = len(votes.repos.votes.recused(vote.meeting_id, vote.code))
     votes.repos.votes.update(vote.id, state=result.value, closed_by=actor, closed_at=votes.now,
                              close_reason=reason, participants=len(t.eligible))
@@ -135,10 +140,19 @@ def close_vote(votes: TableVotes, vote: VoteRecord, *, actor: str, reason: str) 
     kind = Kind(vote.kind)
     ref = f"vote:{vote.id}"
     if kind in TARGET:
-        dossiers.transition(
+        before = dossiers.get_dossier(votes.repos, votes.cell, vote.code).status
+        record = dossiers.transition(
             votes.repos, votes.scheduler, votes.cell, vote.code, TARGET[kind], actor=actor,
             at=votes.now, decision_ref=ref, action=kind.value, meeting_id=vote.meeting_id,
         )
+        if record.status == Status.CLOSED.value:
+            dates = plan_aftercare(votes.repos, votes.cell, vote.code, votes.now)
+            if dates:
+                outputs.append(Reply("msg:aftercare.planned",
+                                     {"code": vote.code,
+                                      "dates": [d.isoformat() for d in dates]},
+                                     in_reply=False))
+        outputs.extend(signaller_outcome(votes.repos, votes.cell, before, record, votes.now))
     else:
         outputs.extend(delivery(votes.repos, votes.cell, vote.code, votes.now,
                                 participants=len(t.eligible), decided=votes.now,
@@ -168,12 +182,15 @@ def remind_non_voters(votes: TableVotes, vote_id: int) -> list[Output]:
                   notify=True, mentions=missing, in_reply=False)]
 
 
-def close_meeting_votes(votes: TableVotes, meeting_id: int, actor: str) -> list[Output]:
-    """At meeting end every open vote closes: adopted only with all yes."""
+def close_meeting_votes(votes: TableVotes, meeting_id: int, actor: str,
+                        adopt: bool = True) -> list[Output]:
+    """At meeting end every open vote closes: adopted only with all yes (never when
+    ``adopt`` is False: the secretary ended the meeting)."""
     outputs: list[Output] = []
     for vote in votes.repos.votes.of_meeting(meeting_id):
         if vote.state == State.OPEN.value:
-            outputs.extend(close_vote(votes, vote, actor=actor, reason="meeting_end"))
+            outputs.extend(close_vote(votes, vote, actor=actor, reason="meeting_end",
+                                      adopt=adopt))
     return outputs
 
 

@@ -1,0 +1,1 @@
+"""Operating the bot (spec §14): the audit record's tools, the GDPR record, metrics, doctor."""
