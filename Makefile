@@ -48,7 +48,7 @@ test-dates: $(STAMP)
 
 fuzz: $(STAMP)
 	LIVCR_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzz.py \
-		tests/test_event_shapes.py
+		tests/test_event_shapes.py tests/test_fuzz_events.py
 
 # The benchmarks of spec §12 at full size (about 21 minutes on 2 cores; README "Performance").
 bench: $(STAMP)

@@ -74,9 +74,14 @@ class Reply:
 
 @dataclass(frozen=True)
 class Redact:
-    """Remove the command's own event from the room (personal data was found in it)."""
+    """Remove the command's own event from the room (personal data was found in it).
+
+    ``notice_if_failed`` is sent instead of the :class:`Reply` just before this output when the
+    redaction fails (that reply goes out with the redaction, after it), so a refusal never
+    says "removed" about a message that is still there."""
 
     reason_template: str = "msg:redaction_reason"
+    notice_if_failed: Reply | None = None
 
 
 @dataclass(frozen=True)

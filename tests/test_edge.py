@@ -249,12 +249,18 @@ async def test_a_poll_answer_to_no_vote_is_recorded_and_answers_nothing(
     assert processed(edge, "$answer1")
 
 
-async def test_a_malformed_poll_answer_is_not_decided(edge: MatrixBot) -> None:
+async def test_a_malformed_poll_answer_is_skipped_counted_and_marked_processed(
+        edge: MatrixBot) -> None:
+    decided: list[Any] = []
+    real_decide = edge.core.decide
+    edge.core.decide = lambda e: decided.append(e) or real_decide(e)  # type: ignore[method-assign]
     data = recorded("sync_poll_response.json")
     content = data["rooms"]["join"][OP]["timeline"]["events"][0]["content"]
     del content["m.relates_to"]
     await feed(edge, data)
-    assert not processed(edge, "$answer1")
+    assert [type(d).__name__ for d in decided] == ["IgnoredInput"]  # never a ballot
+    assert processed(edge, "$answer1")
+    assert edge.malformed_events == {"relation": 1}
 
 
 async def test_an_undecryptable_command_is_held_then_its_sender_asked_to_resend(

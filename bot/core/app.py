@@ -21,6 +21,7 @@ from bot.core import render
 from bot.core.dispatcher import Dispatcher
 from bot.edge.content import outbox_items
 from bot.edge.inbound import (
+    EditedText,
     IgnoredInput,
     Inbound,
     OutsiderJoined,
@@ -139,7 +140,7 @@ class Core:
             self.rooms.get(event.room_id))
         if ref is None:
             return False
-        if not isinstance(event, Incoming | PollAnswer):
+        if not isinstance(event, Incoming | PollAnswer | EditedText):
             return self._decide(ref, event)
         try:
             return self._decide(ref, event)
@@ -174,6 +175,11 @@ class Core:
             return self.dispatcher.dispatch(event, repos, now, scheduler=changes), event
         sender = event.sender if isinstance(event, PollAnswer | Undecryptable) else ""
         answering = Incoming(ref.cell, ref.table, event.room_id, event.event_id, sender, "", now)
+        if isinstance(event, EditedText):
+            # Never run, whatever its text (spec §11); screened like a new command.
+            edit = Incoming(ref.cell, ref.table, event.room_id, event.event_id, event.sender,
+                            event.body, event.timestamp)
+            return self.dispatcher.screen_edit(edit, repos, now), edit
         if isinstance(event, PollAnswer):
             votes = TableVotes(cell, ref.table, repos, changes, now)
             return poll_ballot(votes, event.poll_event_id, event.sender, event.answer), answering
@@ -405,7 +411,7 @@ class Core:
                                                 room, now)
         return queued
 
-    def _failed(self, ref: RoomRef, event: Incoming | PollAnswer) -> None:
+    def _failed(self, ref: RoomRef, event: Incoming | PollAnswer | EditedText) -> None:
         """After a failed decision: a command is answered with an error, a poll answer is only
         marked as processed (it is never retried)."""
         outputs: list[Output] = [Reply("msg:error.internal")] if isinstance(

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from bot.config import Config
 from bot.core.middleware import (
+    EDIT_CHAIN,
     INNER_CHAIN,
     Middleware,
     RateLimiter,
@@ -143,6 +144,18 @@ class Dispatcher:
             (f"{found.name} {found.sub}" if found.sub else found.name) if found else None,
             request.outcome or "refused")
         return outputs
+
+    def screen_edit(self, incoming: Incoming, repos: Repositories,
+                    now: datetime) -> list[Output]:
+        """An edit (``m.replace``) is never run as a command, whatever its text or fallback
+        (spec §11). Its new text is screened like a new command's: personal data from a
+        member of the table gets the same refusal and redaction; anything else, silence."""
+        text = command_text(incoming.body.removeprefix("* "))
+        if text is None:
+            return []
+        request = Request(incoming, text, self.config.cell(incoming.cell), repos, now,
+                          self.scheduler)
+        return run_chain(EDIT_CHAIN, request, lambda _request: [])
 
     def _guarded(self, request: Request) -> list[Output]:
         try:

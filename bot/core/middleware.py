@@ -119,8 +119,11 @@ def privacy_guard(request: Request, proceed: Proceed) -> list[Output]:
         # The reply names kinds, never the text.
         log.info("refused a command carrying personal data (%s)",
                  ", ".join(sorted(f.value for f in findings)))
-        return [Reply("msg:privacy.refused", {"kinds": sorted(f.value for f in findings)}),
-                Redact()]
+        # The refusal goes out with the redaction and says the message was removed only when
+        # the redaction succeeded (spec §11); else the ``refused_not_removed`` words.
+        kinds = {"kinds": sorted(f.value for f in findings)}
+        return [Reply("msg:privacy.refused", kinds),
+                Redact(notice_if_failed=Reply("msg:privacy.refused_not_removed", kinds))]
     return proceed(request)
 
 
@@ -171,6 +174,8 @@ def outer_chain(config: Config, limiter: RateLimiter) -> list[Middleware]:
 
 
 INNER_CHAIN: tuple[Middleware, ...] = (acknowledged, at_its_table, role_allowed)
+#: What an edit goes through: it is never run, only screened (spec §11).
+EDIT_CHAIN: tuple[Middleware, ...] = (roster_only, privacy_guard)
 
 
 def run_chain(chain: list[Middleware] | tuple[Middleware, ...], request: Request,

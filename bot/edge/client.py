@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,18 +36,23 @@ from bot.edge.devices import KeySharing
 from bot.edge.files import secure_dir
 from bot.edge.held import HeldEvents
 from bot.edge.inbound import (
+    EditedText,
     IgnoredInput,
     Inbound,
+    MalformedInput,
     OutsiderJoined,
     PollAnswer,
     Undecryptable,
     UnencryptedCommand,
     UntrustedInput,
+    guard_decryption,
     inbound_event,
+    screen_bodies,
 )
 from bot.edge.outbound import OutboxSender
 from bot.edge.port import CorePort
 from bot.edge.session import StartupError, login, login_when_reachable, new_client
+from bot.edge.shapes import event_id_ok
 from bot.edge.verification import Verifications, judge_invite, only_the_two, silence_nio_sas
 from bot.logsafe import where
 from bot.ops import metrics
@@ -96,6 +102,13 @@ class MatrixBot:
     _background: set[asyncio.Future[None]] = field(default_factory=set)
     #: Events not acted on, by kind (plaintext in an encrypted room, untrusted device...).
     refused: dict[str, int] = field(default_factory=dict)
+    #: Events skipped for their shape (spec §11), by kind of defect (bot.edge.shapes): read by
+    #: the metrics; ``total()`` is the count.
+    malformed_events: Counter[str] = field(default_factory=Counter)
+    #: Events whose handling raised (caught per event), by event class.
+    failed_events: Counter[str] = field(default_factory=Counter)
+    #: Encrypted events whose decryption raised inside nio (bot.edge.inbound.guard_decryption).
+    _undecodable: set[str] = field(default_factory=set)
     verifications: Verifications = field(init=False)
 
     def __post_init__(self) -> None:
@@ -104,6 +117,9 @@ class MatrixBot:
         self.client = new_client(cfg, self.data_dir)
         self.client.add_to_device_callback(self._on_to_device,
                                            (UnknownToDeviceEvent, KeyVerificationEvent))
+        # Nothing a member sends can make nio raise out of a sync (spec §11).
+        screen_bodies(self.client, self._unparsable)
+        guard_decryption(self.client, self._undecodable)
         metrics.count_held(lambda: len(self.held.events))
         self.held = HeldEvents(self.client, self.data_dir,
                                self.core.config.limits.undecryptable_timeout_seconds,
@@ -293,7 +309,12 @@ class MatrixBot:
             if since is None:
                 continue  # the very first sync: history from before it is not replayed
             if room_id not in self.core.rooms:
-                await self._direct_room_events(room_id, room_info.timeline.events)
+                try:
+                    await self._direct_room_events(room_id, room_info.timeline.events)
+                except Exception as exc:  # one room's events never stop the sync (§11)
+                    self.failed_events["direct_room"] += 1
+                    log.error("handling a direct room's events failed with %s at %s",
+                              type(exc).__name__, where(exc))
                 continue
             timeline = room_info.timeline
             events = list(timeline.events)
@@ -364,31 +385,62 @@ class MatrixBot:
                 await self.verifications.on_room_event(room_id, member, source)
 
     async def _on_event(self, room_id: str, event: Any) -> None:
-        """One timeline event: held when undecryptable, else its plain value decided."""
+        """One timeline event, on its own (spec §11): whatever it holds, an exception while
+        handling it is logged (event id and type, never content) and counted, and the other
+        events, rooms and the sync loop go on; the sync token advances past it."""
+        try:
+            await self._handle_event(room_id, event)
+        except Exception as exc:
+            kind = type(event).__name__
+            self.failed_events[kind] += 1
+            event_id = getattr(event, "event_id", None)
+            log.error("handling event %s (%s) failed with %s at %s",
+                      event_id if event_id_ok(event_id) else "(no valid id)", kind,
+                      type(exc).__name__, where(exc))
+
+    async def _handle_event(self, room_id: str, event: Any) -> None:
+        """Held when undecryptable, skipped (counted, marked processed) when malformed,
+        else its plain value decided."""
         if getattr(event, "sender", None) == self.client.user_id:
             return
-        if isinstance(event, MegolmEvent):
+        if isinstance(event, MegolmEvent) and event.event_id in self._undecodable:
+            self._undecodable.discard(event.event_id)
+            inbound: Inbound | MalformedInput | None = MalformedInput(
+                room_id, event.event_id if event_id_ok(event.event_id) else None, "decryption")
+        elif isinstance(event, MegolmEvent):
             if event.event_id not in self.held and not await asyncio.to_thread(
                 self.core.is_processed, event.event_id
             ):
                 await self.held.hold(event, room_id, self.core.clock().timestamp())
             return
-        room = self.client.rooms.get(room_id)
-        inbound = inbound_event(self.core.rooms[room_id], room_id, event,
-                                bot_user=self.client.user_id,
-                                encrypted=room is None or room.encrypted)
+        else:
+            room = self.client.rooms.get(room_id)
+            inbound = inbound_event(self.core.rooms[room_id], room_id, event,
+                                    bot_user=self.client.user_id,
+                                    encrypted=room is None or room.encrypted)
         if inbound is None:
             return
-        if isinstance(inbound, Incoming | PollAnswer):
+        if isinstance(inbound, MalformedInput):
+            self.malformed_events[inbound.reason] += 1
+            log.info("skipped a malformed %s (%s)", type(event).__name__, inbound.reason)
+            if inbound.event_id is None:
+                return  # no id to remember; the sync token moves past it all the same
+            inbound = IgnoredInput(room_id, inbound.event_id)
+        elif isinstance(inbound, Incoming | PollAnswer | EditedText):
             inbound = self._trusted(room_id, event, inbound)
         await asyncio.to_thread(self.core.decide, inbound)
         if not isinstance(inbound, OutsiderJoined | UnencryptedCommand | IgnoredInput):
             self.outbox.flush_soon()
 
+    def _unparsable(self, count: int) -> None:
+        self.malformed_events["unparsable"] += count
+        log.warning("left %d event(s) out of a response: matrix-nio cannot parse them", count)
+
     def _refuse(self, why: str) -> None:
         self.refused[why] = self.refused.get(why, 0) + 1
 
-    def _trusted(self, room_id: str, event: Any, inbound: Incoming | PollAnswer) -> Inbound:
+    def _trusted(self, room_id: str, event: Any,
+                 inbound: Incoming | PollAnswer | EditedText) -> Inbound:
         """The gate of spec §11: act only on what the bot decrypted from a Megolm session
         that belongs to a TRUSTED device of the sender (never on plaintext, a forwarded key
         or another user's session), else a value that is only marked processed (and may

@@ -170,14 +170,23 @@ def outbox_items(
             items.append(item)
         elif isinstance(output, Redact):
             if incoming is not None:
-                items.append(
-                    {
-                        "kind": "redact",
-                        "room": default_room,
-                        "event_id": incoming.event_id,
-                        "reason": words.text(lang, output.reason_template.removeprefix("msg:")),
-                    }
-                )
+                redact: dict[str, Any] = {
+                    "kind": "redact",
+                    "room": default_room,
+                    "event_id": incoming.event_id,
+                    "reason": words.text(lang, output.reason_template.removeprefix("msg:")),
+                }
+                previous = items[-1] if items else None
+                if output.notice_if_failed is not None and previous is not None and (
+                        previous["kind"] == "message" and previous["room"] == default_room
+                        and not previous["direct_to"] and "attachment" not in previous):
+                    # The refusal goes out with the redaction, after it: its words when the
+                    # redaction succeeded (``content``), else ``notice_if_failed``.
+                    items.pop()
+                    redact["content"] = previous["content"]
+                    redact["notice_if_failed"] = message_content(
+                        words, lang, output.notice_if_failed, incoming)
+                items.append(redact)
         elif isinstance(output, PollStart):
             question = words.render(lang, output.question_template, output.data)
             answers = [

@@ -3,28 +3,37 @@
 :func:`inbound_event` is the one translation of a room timeline event: a decrypted command
 becomes an :class:`~commands.framework.Incoming`, a poll answer a :class:`PollAnswer`, a
 roster outsider's join an :class:`OutsiderJoined`, a command in a room that lost its
-encryption an :class:`UnencryptedCommand`. Undecryptable events are held by
+encryption an :class:`UnencryptedCommand`, an edit an :class:`EditedText` (screened, never
+run), an event of the wrong shape a :class:`MalformedInput` (content is read only through
+:mod:`bot.edge.shapes`). Undecryptable events are held by
 :mod:`bot.edge.held` and become :class:`Undecryptable` when their key never comes.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from nio import (
+    AsyncClient,
+    BadEvent,
+    EphemeralEvent,
+    Event,
+    InviteEvent,
     InviteMemberEvent,
     RoomMemberEvent,
-    RoomMessageNotice,
-    RoomMessageText,
-    UnknownEvent,
+    ToDeviceEvent,
+    UnknownBadEvent,
 )
 
+from bot.edge import shapes
 from commands.framework import Incoming
 from commands.model import Table
 
-POLL_RESPONSE = "org.matrix.msc3381.poll.response"
+POLL_RESPONSE = shapes.POLL_RESPONSE
 
 
 @dataclass(frozen=True)
@@ -87,8 +96,32 @@ class IgnoredInput:
     event_id: str
 
 
-Inbound = (Incoming | PollAnswer | Undecryptable | OutsiderJoined | UnencryptedCommand
-           | UntrustedInput | IgnoredInput)
+@dataclass(frozen=True)
+class MalformedInput:
+    """An event of a kind the bot reads whose shape is wrong (spec §11): skipped, counted
+    and marked processed (when it has a usable event id). ``reason`` names the defect's
+    kind (:class:`bot.edge.shapes.Malformed`), never content."""
+
+    room_id: str
+    event_id: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class EditedText:
+    """An ``m.replace`` edit of a message: never run as a command, whatever its text, but
+    screened for personal data like a new command (redacted and refused when it carries
+    some)."""
+
+    room_id: str
+    event_id: str
+    sender: str
+    body: str
+    timestamp: datetime
+
+
+Inbound = (Incoming | PollAnswer | EditedText | Undecryptable | OutsiderJoined
+           | UnencryptedCommand | UntrustedInput | IgnoredInput)
 
 
 @dataclass(frozen=True)
@@ -100,47 +133,145 @@ class RoomRef:
 
 
 def inbound_event(ref: RoomRef, room_id: str, event: Any, *, bot_user: str,
-                  encrypted: bool) -> Inbound | None:
-    """The plain value of one (decrypted) timeline event, or None when it asks nothing."""
+                  encrypted: bool) -> Inbound | MalformedInput | None:
+    """The plain value of one (decrypted) timeline event, or None when it asks nothing.
+
+    Message and poll-answer content is read only through :func:`bot.edge.shapes.inbound`
+    (spec §11): a wrong shape becomes :class:`MalformedInput`, never an exception.
+    """
     if getattr(event, "sender", None) == bot_user:
         return None
     if isinstance(event, RoomMemberEvent):
         if (event.membership == "join" and event.state_key != bot_user
-                and getattr(event, "prev_membership", None) != "join"):  # not a name change
+                and getattr(event, "prev_membership", None) != "join"  # not a name change
+                and shapes.event_id_ok(event.event_id)
+                and shapes.parse_user_id(event.state_key) is not None):
             return OutsiderJoined(room_id, event.event_id, event.state_key)
         return None
-    if isinstance(event, RoomMessageNotice | InviteMemberEvent):
+    if isinstance(event, InviteMemberEvent):
         return None
-    if isinstance(event, RoomMessageText):
+    if isinstance(event, BadEvent | UnknownBadEvent):
+        source = getattr(event, "source", None)
+        if isinstance(source, Mapping) and source.get("type") == "m.room.encrypted":
+            event_id = source.get("event_id")
+            return MalformedInput(room_id, event_id if shapes.event_id_ok(event_id) else None,
+                                  "encrypted")
+    shape = shapes.inbound(getattr(event, "source", None))
+    if shape is None:
+        return None
+    if isinstance(shape, shapes.Malformed):
+        return MalformedInput(room_id, shape.event_id, shape.reason)
+    if shape.sender == bot_user:
+        return None
+    if isinstance(shape, shapes.Text):
         if not encrypted:
-            if event.body.lstrip().startswith(("!", "/")):
-                return UnencryptedCommand(room_id, event.event_id)
+            if shape.body.lstrip().startswith(("!", "/")):
+                return UnencryptedCommand(room_id, shape.event_id)
             return None
-        content = event.source.get("content", {})
-        relates = content.get("m.relates_to") or {}
-        thread_root = relates.get("event_id") if relates.get("rel_type") == "m.thread" else None
         return Incoming(
             cell=ref.cell,
             table=ref.table,
             room_id=room_id,
-            event_id=event.event_id,
-            sender=event.sender,
-            body=event.body,
-            timestamp=datetime.fromtimestamp(event.server_timestamp / 1000, UTC),
-            thread_root=thread_root,
+            event_id=shape.event_id,
+            sender=shape.sender,
+            body=shape.body,
+            timestamp=shape.at,
+            thread_root=shape.thread_root,
         )
-    if isinstance(event, UnknownEvent) and event.type == POLL_RESPONSE:
-        return poll_answer(room_id, event.sender, event.event_id, event.source)
-    return None
+    if isinstance(shape, shapes.Edit):
+        if not encrypted:
+            return None  # nothing is said in a room that is not encrypted but the refusal
+        return EditedText(room_id, shape.event_id, shape.sender, shape.body, shape.at)
+    return PollAnswer(room_id, shape.event_id, shape.sender, shape.poll_event_id,
+                      shape.answer)
 
 
-def poll_answer(room_id: str, sender: str, event_id: str,
-                source: dict[str, Any]) -> PollAnswer | None:
-    """A poll response's first answer and the poll it refers to; None when malformed."""
-    content = source.get("content", {})
-    relates = content.get("m.relates_to") or {}
-    answers = (content.get(POLL_RESPONSE) or {}).get("answers") or []
-    if relates.get("rel_type") != "m.reference" or not answers:
-        return None
-    return PollAnswer(room_id, event_id, sender, str(relates.get("event_id", "")),
-                      str(answers[0]))
+# ---- below nio: what matrix-nio itself cannot parse -------------------------------------
+def _parses(parse: Callable[[Any], Any], event: Any) -> bool:
+    if not isinstance(event, dict):
+        return False
+    try:
+        parse(copy.deepcopy(event))  # nio's parsers may change what they are given
+    except Exception:
+        return False
+    return True
+
+
+def _screen_list(holder: Any, key: str, parse: Callable[[Any], Any]) -> int:
+    events = holder.get(key) if isinstance(holder, dict) else None
+    if not isinstance(events, list):
+        return 0
+    kept = [event for event in events if _parses(parse, event)]
+    dropped = len(events) - len(kept)
+    if dropped:
+        holder[key] = kept
+    return dropped
+
+
+def screen_response(body: Any) -> int:
+    """Drop, in place, every event of a /sync or /messages response body that matrix-nio
+    cannot parse without raising (a timeline entry that is not an object, an
+    ``origin_server_ts`` that is a string...); returns how many were dropped.
+
+    nio turns most malformed events into ``BadEvent`` values, which the edge skips and
+    counts; but some shapes make its parser raise, and then the whole response is lost and
+    the sync loop would retry the same token forever (spec §11: one bad event never stops a
+    table). Such an event has no usable id: it cannot be marked processed, only counted."""
+    if not isinstance(body, dict):
+        return 0
+    dropped = _screen_list(body, "chunk", Event.parse_event)  # /messages (gap back-fill)
+    dropped += _screen_list(body, "state", Event.parse_event)
+    rooms = body.get("rooms")
+    if isinstance(rooms, dict):
+        for section in ("join", "leave"):
+            joined = rooms.get(section)
+            for room in joined.values() if isinstance(joined, dict) else ():
+                if not isinstance(room, dict):
+                    continue
+                dropped += _screen_list(room.get("timeline"), "events", Event.parse_event)
+                dropped += _screen_list(room.get("state"), "events", Event.parse_event)
+                dropped += _screen_list(room.get("ephemeral"), "events",
+                                        EphemeralEvent.parse_event)
+        invited = rooms.get("invite")
+        for room in invited.values() if isinstance(invited, dict) else ():
+            if isinstance(room, dict):
+                dropped += _screen_list(room.get("invite_state"), "events",
+                                        InviteEvent.parse_event)
+    dropped += _screen_list(body.get("to_device"), "events", ToDeviceEvent.parse_event)
+    return dropped
+
+
+def guard_decryption(client: AsyncClient, failed: set[str]) -> None:
+    """Make nio's decryption of one timeline event unable to raise out of a sync.
+
+    A member holding a room key can encrypt anything: a payload that is not a JSON object,
+    an empty ``sender_key``... nio's decryption then raises (not only ``EncryptionError``)
+    inside ``sync``, and the whole response would be lost, again and again. Here such an
+    event stays encrypted and its id goes to ``failed``: the edge skips it as malformed."""
+    original = client._handle_timeline_event
+
+    def handle(event: Any, room_id: str, room: Any, encrypted_rooms: set[str]) -> Any:
+        try:
+            return original(event, room_id, room, encrypted_rooms)
+        except Exception:
+            event_id = getattr(event, "event_id", None)
+            if isinstance(event_id, str):
+                failed.add(event_id)
+            return None
+
+    client._handle_timeline_event = handle  # type: ignore[method-assign]
+
+
+def screen_bodies(client: AsyncClient, dropped: Callable[[int], None]) -> None:
+    """Every response body nio parses goes through :func:`screen_response` first;
+    ``dropped`` hears how many events were left out of one."""
+    original = client.parse_body
+
+    async def parse_body(transport_response: Any) -> dict[Any, Any]:
+        body: dict[Any, Any] = await original(transport_response)
+        count = screen_response(body)
+        if count:
+            dropped(count)
+        return body
+
+    client.parse_body = parse_body  # type: ignore[method-assign]

@@ -10,10 +10,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from nio import AsyncClient, RoomCreateResponse, RoomPreset, RoomSendResponse
+from nio import (
+    AsyncClient,
+    RoomCreateResponse,
+    RoomPreset,
+    RoomRedactResponse,
+    RoomSendResponse,
+)
 from nio.crypto.attachments import encrypt_attachment
 
 from bot.edge.content import POLL_END, POLL_START, fit_event
@@ -219,10 +225,18 @@ class OutboxSender:
         data = item.content
         room_id = item.room_id
         if item.event_type == "redact":
-            await self.client.room_redact(
+            redacted = await self.client.room_redact(
                 room_id, data["event_id"], reason=data.get("reason"), tx_id=item.txn_id
             )
-            return True  # no power to redact is not an error worth retrying
+            # No power to redact is not an error worth retrying; a refusal sent with the
+            # redaction says "removed" only when it was (spec §11).
+            notice = data.get("content") if isinstance(redacted, RoomRedactResponse) else (
+                data.get("notice_if_failed"))
+            if notice is None:
+                return True
+            return await self._send(replace(item, event_type="message",
+                                            source_event_id=f"{item.source_event_id}#notice",
+                                            content={"content": notice}))
         if data.get("direct_to") and not self.keys.has_trusted_device(data["direct_to"]):
             # Fiches go only to officers with a trusted device (spec §11); the table is told.
             log.warning("a direct message was not sent: its recipient has no trusted device")
