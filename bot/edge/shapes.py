@@ -60,7 +60,7 @@ _STRICT_LOCALPART = re.compile(r"[a-z0-9._=\-/+]+")
 
 @dataclass(frozen=True)
 class Text:
-    """An ``m.text`` (or ``m.emote``) message: a possible command."""
+    """An ``m.text`` message: a possible command (an emote is never one)."""
 
     event_id: str
     sender: str
@@ -192,8 +192,8 @@ def _message(event_id: str, sender: str, at: datetime, content: Mapping[str, Any
     msgtype = content.get("msgtype")
     if not isinstance(msgtype, str):
         return Malformed(event_id, "msgtype")
-    if msgtype not in ("m.text", "m.emote"):
-        return None  # notices, files, images, verification requests: not commands
+    if msgtype != "m.text":
+        return None  # emotes, notices, files, images, verification requests: not commands
     rel_type = relates.get("rel_type") if relates else None
     if rel_type == "m.replace":
         target = relates.get("event_id") if relates else None
