@@ -46,8 +46,11 @@ test-pg: $(STAMP)
 test-dates: $(STAMP)
 	BIN=$(BIN) bash scripts/test-dates
 
+# 10,000 examples per fuzzer (command bodies, event shapes, whole syncs through the edge);
+# CI runs `make fuzz FUZZ_EXAMPLES=2000` to stay inside its time budget.
+FUZZ_EXAMPLES ?= 10000
 fuzz: $(STAMP)
-	LIVCR_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzz.py \
+	LIVCR_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzz.py \
 		tests/test_event_shapes.py tests/test_fuzz_events.py
 
 # The benchmarks of spec §12 at full size (about 21 minutes on 2 cores; README "Performance").
