@@ -30,12 +30,11 @@ test: $(STAMP)
 # when missing and run as root; see scripts/pg-test-server): every test that needs no
 # homeserver (the repositories' tests, identities and the audit chain included, run on both
 # backends there), and the end-to-end scenarios whose substance is what the database keeps:
-# dossiers, meetings, votes and fiches, follow-up, the outbox, the back-log and the kill -9
-# harness. The scenarios about the Matrix side (trust, interop with Element, deployment,
+# dossiers, votes and fiches, follow-up (actions, the meeting record), the outbox and the
+# kill -9 harness. The scenarios about the Matrix side (trust, interop with Element, deployment,
 # doctor, metrics, restore, robustness) run once, in `make test`: CI has 45 minutes.
-PG_E2E := tests/test_crash.py tests/test_e2e_backlog.py tests/test_e2e_dossiers.py \
-	tests/test_e2e_followup.py tests/test_e2e_meetings.py tests/test_e2e_outbox.py \
-	tests/test_e2e_votes.py
+PG_E2E := tests/test_crash.py tests/test_e2e_dossiers.py tests/test_e2e_followup.py \
+	tests/test_e2e_outbox.py tests/test_e2e_votes.py
 test-pg: $(STAMP)
 	bash scripts/pg-test-server run sh -c '$(BIN)/python -m pytest -q -p no:cacheprovider -rs \
 		-m "not e2e" && $(BIN)/python -m pytest -q -p no:cacheprovider -rs $(PG_E2E)'
