@@ -21,30 +21,7 @@
 
 import { readFileSync } from "node:fs";
 
-// matrix-js-sdk 43 targets Node 22; Node 20 lacks Promise.withResolvers (ES2024). The polyfill
-// must exist before the SDK's modules are evaluated, hence the dynamic imports below.
-if (typeof Promise.withResolvers !== "function") {
-    Promise.withResolvers = function withResolvers() {
-        let resolve;
-        let reject;
-        const promise = new this((res, rej) => {
-            resolve = res;
-            reject = rej;
-        });
-        return { promise, resolve, reject };
-    };
-}
-
-// Node 18 (Debian bookworm's nodejs, the CI fallback) has Web Crypto only as node:crypto.
-if (!globalThis.crypto?.getRandomValues) {
-    const { webcrypto } = await import("node:crypto");
-    Object.defineProperty(globalThis, "crypto", { value: webcrypto, configurable: true });
-}
-
-// Everything the SDK prints goes to stderr; stdout carries only the protocol lines.
-for (const name of ["log", "info", "debug", "trace", "warn"]) {
-    console[name] = console.error.bind(console);
-}
+import { emit, env, need } from "./common.mjs";
 
 const sdk = await import("matrix-js-sdk");
 const cryptoApi = await import("matrix-js-sdk/lib/crypto-api/index.js");
@@ -52,23 +29,9 @@ const { logger } = await import("matrix-js-sdk/lib/logger.js");
 const { ClientEvent, MatrixEventEvent, RoomEvent, createClient } = sdk;
 const { EventShieldColour, EventShieldReason, OnlySignedDevicesIsolationMode } = cryptoApi;
 
-const env = process.env;
-const need = (name) => {
-    const value = env[name];
-    if (!value) {
-        emit({ stage: "error", error: `${name} is not set` });
-        process.exit(1);
-    }
-    return value;
-};
-
 function installed(name) {
     const url = new URL(`./node_modules/${name}/package.json`, import.meta.url);
     return JSON.parse(readFileSync(url, "utf8")).version;
-}
-
-function emit(obj) {
-    process.stdout.write(JSON.stringify(obj) + "\n");
 }
 
 const homeserver = need("INTEROP_HOMESERVER");

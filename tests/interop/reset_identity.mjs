@@ -20,25 +20,7 @@
 
 import { createInterface } from "node:readline";
 
-// matrix-js-sdk 43 targets Node 22; see element_client.mjs for both polyfills.
-if (typeof Promise.withResolvers !== "function") {
-    Promise.withResolvers = function withResolvers() {
-        let resolve;
-        let reject;
-        const promise = new this((res, rej) => {
-            resolve = res;
-            reject = rej;
-        });
-        return { promise, resolve, reject };
-    };
-}
-if (!globalThis.crypto?.getRandomValues) {
-    const { webcrypto } = await import("node:crypto");
-    Object.defineProperty(globalThis, "crypto", { value: webcrypto, configurable: true });
-}
-for (const name of ["log", "info", "debug", "trace", "warn"]) {
-    console[name] = console.error.bind(console);
-}
+import { emit, env, need } from "./common.mjs";
 
 const sdk = await import("matrix-js-sdk");
 const cryptoApi = await import("matrix-js-sdk/lib/crypto-api/index.js");
@@ -46,18 +28,6 @@ const { logger } = await import("matrix-js-sdk/lib/logger.js");
 const { ClientEvent, MatrixEventEvent, RoomEvent, createClient } = sdk;
 const { CrossSigningKey } = cryptoApi;
 
-const env = process.env;
-function emit(obj) {
-    process.stdout.write(JSON.stringify(obj) + "\n");
-}
-const need = (name) => {
-    const value = env[name];
-    if (!value) {
-        emit({ stage: "error", error: `${name} is not set` });
-        process.exit(1);
-    }
-    return value;
-};
 const homeserver = need("INTEROP_HOMESERVER");
 const userId = need("INTEROP_USER");
 const password = need("INTEROP_PASSWORD");

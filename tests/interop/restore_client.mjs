@@ -25,24 +25,7 @@
 
 import { createInterface } from "node:readline";
 
-if (typeof Promise.withResolvers !== "function") {
-    Promise.withResolvers = function withResolvers() {
-        let resolve;
-        let reject;
-        const promise = new this((res, rej) => {
-            resolve = res;
-            reject = rej;
-        });
-        return { promise, resolve, reject };
-    };
-}
-if (!globalThis.crypto?.getRandomValues) {
-    const { webcrypto } = await import("node:crypto");
-    Object.defineProperty(globalThis, "crypto", { value: webcrypto, configurable: true });
-}
-for (const name of ["log", "info", "debug", "trace", "warn"]) {
-    console[name] = console.error.bind(console);
-}
+import { emit, env, need } from "./common.mjs";
 
 const sdk = await import("matrix-js-sdk");
 const cryptoApi = await import("matrix-js-sdk/lib/crypto-api/index.js");
@@ -53,17 +36,6 @@ const {
     AllDevicesIsolationMode, EventShieldColour, EventShieldReason, OnlySignedDevicesIsolationMode,
 } = cryptoApi;
 
-const env = process.env;
-function emit(obj) {
-    process.stdout.write(JSON.stringify(obj) + "\n");
-}
-const need = (name) => {
-    if (!env[name]) {
-        emit({ stage: "error", error: `${name} is not set` });
-        process.exit(1);
-    }
-    return env[name];
-};
 const homeserver = need("INTEROP_HOMESERVER");
 const userId = need("INTEROP_USER");
 const password = need("INTEROP_PASSWORD");

@@ -18,24 +18,7 @@
 //   ready, dm (the direct room is joined by the bot), sas (the emoji js-sdk shows),
 //   verification (how the request ended), reply / no-reply (one per command), error.
 
-if (typeof Promise.withResolvers !== "function") {
-    Promise.withResolvers = function withResolvers() {
-        let resolve;
-        let reject;
-        const promise = new this((res, rej) => {
-            resolve = res;
-            reject = rej;
-        });
-        return { promise, resolve, reject };
-    };
-}
-if (!globalThis.crypto?.getRandomValues) {
-    const { webcrypto } = await import("node:crypto");
-    Object.defineProperty(globalThis, "crypto", { value: webcrypto, configurable: true });
-}
-for (const name of ["log", "info", "debug", "trace", "warn"]) {
-    console[name] = console.error.bind(console);
-}
+import { emit, env, need } from "./common.mjs";
 
 const sdk = await import("matrix-js-sdk");
 const cryptoApi = await import("matrix-js-sdk/lib/crypto-api/index.js");
@@ -43,17 +26,6 @@ const { logger } = await import("matrix-js-sdk/lib/logger.js");
 const { ClientEvent, MatrixEventEvent, RoomEvent, createClient } = sdk;
 const { VerificationPhase, VerificationRequestEvent, VerifierEvent } = cryptoApi;
 
-const env = process.env;
-function emit(obj) {
-    process.stdout.write(JSON.stringify(obj) + "\n");
-}
-const need = (name) => {
-    if (!env[name]) {
-        emit({ stage: "error", error: `${name} is not set` });
-        process.exit(1);
-    }
-    return env[name];
-};
 const homeserver = need("INTEROP_HOMESERVER");
 const userId = need("INTEROP_USER");
 const password = need("INTEROP_PASSWORD");
