@@ -14,9 +14,12 @@ inside code spans).
 from __future__ import annotations
 
 import re
+import threading
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from enum import Enum
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
@@ -172,8 +175,68 @@ def markdown(lang: str, template: str, data: Mapping[str, Any]) -> str:
 
 
 def render(lang: str, template: str, data: Mapping[str, Any] | None = None) -> Rendered:
-    source = markdown(lang, template, data or {})
+    """A reply's body and HTML. Templates are pure functions of their data (no clock, no
+    state), so the same data rendered again is taken from a cache: the help, usage errors,
+    refusals and unchanged lists cost no Jinja and no Markdown parse the second time."""
+    key = _frozen(data or {})
+    if key is None:
+        return _render(lang, template, data or {})
+    return _render_frozen(lang, template, key, data or {})
+
+
+def _render(lang: str, template: str, data: Mapping[str, Any]) -> Rendered:
+    source = markdown(lang, template, data)
     return Rendered(body=source, html=_html(source))
+
+
+_cached: dict[tuple[str, str, Any], Rendered] = {}
+_CACHE_LIMIT = 1024
+
+
+_cache_lock = threading.Lock()
+
+
+def _render_frozen(lang: str, template: str, key: Any, data: Mapping[str, Any]) -> Rendered:
+    slot = (lang, template, key)
+    hit = _cached.get(slot)
+    if hit is None:
+        hit = _render(lang, template, data)
+        with _cache_lock:
+            if len(_cached) >= _CACHE_LIMIT:
+                _cached.pop(next(iter(_cached)))  # the oldest entry
+            _cached[slot] = hit
+    return hit
+
+
+#: Values that print the same whenever their type and repr are the same (``True == 1``,
+#: ``0.0 == -0.0`` and one instant in two time zones are equal but print differently).
+_ATOMS = (int, float, bool, type(None), datetime, date, time, timedelta, Enum)
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable copy of template data that tells apart whatever renders differently, or
+    None when the data hold something else (then the reply is rendered every time)."""
+    if isinstance(value, str):
+        return (type(value), str(value))
+    if isinstance(value, _ATOMS):
+        return (type(value), repr(value))
+    if isinstance(value, Mapping):
+        items = []
+        for key, item in value.items():
+            frozen = _frozen(item)
+            if frozen is None or not isinstance(key, str):
+                return None
+            items.append((key, frozen))
+        return (dict, tuple(sorted(items)))
+    if isinstance(value, list | tuple | frozenset | set):
+        parts = []
+        for item in (sorted(value, key=repr) if isinstance(value, set | frozenset) else value):
+            frozen = _frozen(item)
+            if frozen is None:
+                return None
+            parts.append(frozen)
+        return (type(value), tuple(parts))
+    return None
 
 
 @lru_cache(maxsize=512)
