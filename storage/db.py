@@ -12,9 +12,10 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlmodel import Session
 
+from storage.cache import CACHE, ReadCache, cache_of
 from storage.identities import IdentityPin
 from storage.migrations import upgrade
-from storage.models import RosterEntry
+from storage.models import Acknowledgement, RosterEntry
 from storage.repositories import Repositories
 
 #: Execution option that marks a read-only unit of work (see ``Database.reading``).
@@ -22,16 +23,21 @@ READING = "livcr_reading"
 #: The rows whose change changes who the bot trusts: roster changes and identity pins.
 TRUST_ROWS = (RosterEntry, IdentityPin)
 _TRUST_CHANGED = "livcr_trust_changed"
+#: The rows kept in the read cache between units of work (storage.cache), by space.
+CACHED_ROWS: dict[type, str] = {RosterEntry: "roster", Acknowledgement: "acks"}
 
 
 @event.listens_for(Session, "after_flush")
 def _note_trust_rows(session: Any, _context: Any) -> None:
     # Called while the flushed objects are still listed: mark the unit of work when it
     # wrote a roster change or an identity pin (see ``Database.trust_generation``).
-    if not session.info.get(_TRUST_CHANGED) and any(
-            isinstance(row, TRUST_ROWS)
-            for row in (*session.new, *session.dirty, *session.deleted)):
+    rows = (*session.new, *session.dirty, *session.deleted)
+    if not session.info.get(_TRUST_CHANGED) and any(isinstance(row, TRUST_ROWS) for row in rows):
         session.info[_TRUST_CHANGED] = True
+    cache = cache_of(session)
+    if cache is not None:
+        for space in {CACHED_ROWS[type(row)] for row in rows if type(row) in CACHED_ROWS}:
+            cache.begin_write(session, space)
 
 
 def make_engine(url: str) -> sa.Engine:
@@ -92,6 +98,8 @@ class Database:
         #: identity pin: the edge reads rosters and pins again only when it moved (another
         #: process, e.g. ``livcr trust``, is seen by a periodic re-read).
         self.trust_generation = 0
+        #: Rosters and acknowledgements between units of work (storage.cache).
+        self.cache = ReadCache()
 
     def migrate(self) -> int:
         version = upgrade(self.engine)
@@ -109,13 +117,15 @@ class Database:
     @contextmanager
     def unit_of_work(self) -> Iterator[Repositories]:
         """Repositories sharing one transaction: committed on success, rolled back on error."""
-        with Session(self.engine, expire_on_commit=False) as session:
+        with Session(self.engine, expire_on_commit=False, info={CACHE: self.cache}) as session:
             try:
                 yield Repositories(session)
                 session.commit()
             except BaseException:
                 session.rollback()
                 raise
+            finally:
+                self.cache.end_writes(session)
             if session.info.pop(_TRUST_CHANGED, False):
                 self.trust_generation += 1
 
@@ -123,11 +133,12 @@ class Database:
     def reading(self) -> Iterator[Repositories]:
         """Repositories for reading only: a snapshot that does not wait for (or block) a
         command being decided; whatever it might write is rolled back."""
-        with Session(self._reader, expire_on_commit=False) as session:
+        with Session(self._reader, expire_on_commit=False, info={CACHE: self.cache}) as session:
             try:
                 yield Repositories(session)
             finally:
                 session.rollback()
+                self.cache.end_writes(session)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -9,10 +9,13 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from storage import audit as audit_chain
 from storage.actions import ActionRepository
+from storage.cache import cache_of
 from storage.direct_rooms import DirectRoomRepository
 from storage.dossiers import DossierRecord, DossierRepository, StatisticRecord, new_case_code
 from storage.fiches import FicheRepository
@@ -90,11 +93,43 @@ class AuditRecord:
     decision_ref: str
 
 
+@dataclass(frozen=True)
+class OutboxChange:
+    """One change this unit of work made to the outbox, for the copy the core keeps in memory
+    (``bot.core.outbox``): applied once the unit committed, dropped when it rolled back.
+    ``kind`` is ``new`` (the ``row``), ``content`` (its JSON), ``retry`` or ``dead``."""
+
+    kind: str
+    outbox_id: int = 0
+    row: Outbox | None = None
+    content: str = ""
+    attempts: int = 0
+    next_try_at: datetime | None = None
+
+
+def outbox_item(row: Outbox) -> OutboxItem:
+    return OutboxItem(
+        id=row.id or 0,
+        source_event_id=row.source_event_id,
+        seq=row.seq,
+        room_id=row.room_id,
+        event_type=row.event_type,
+        content=json.loads(row.content),
+        purpose=row.purpose,
+        attempts=row.attempts,
+        next_try_at=row.next_try_at,
+    )
+
+
 class EventRepository:
     """Sync token, processed event ids and the reply outbox (exactly-once handling)."""
 
     def __init__(self, session: Session) -> None:
         self._session = session
+        #: What this unit of work changed in the outbox, in order (see :class:`OutboxChange`).
+        self.outbox_changes: list[OutboxChange] = []
+        #: The next ``seq`` of each source event this unit enqueued for (one count query each).
+        self._next_seq: dict[str, int] = {}
 
     def sync_token(self) -> str | None:
         row = self._session.get(SyncState, "next_batch")
@@ -123,6 +158,17 @@ class EventRepository:
     def is_processed(self, event_id: str) -> bool:
         return self._session.get(ProcessedEvent, event_id) is not None
 
+    def claim(self, event_id: str, room_id: str, at: datetime) -> bool:
+        """Mark an event processed in this unit of work unless it was: False when an earlier
+        unit committed its decision (one statement instead of a read and a write)."""
+        dialect = self._session.get_bind().dialect.name
+        insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+        result = self._session.exec(  # type: ignore[call-overload]
+            insert(ProcessedEvent)
+            .values(event_id=event_id, room_id=room_id, processed_at=at)
+            .on_conflict_do_nothing(index_elements=["event_id"]))
+        return bool(result.rowcount)
+
     def mark_processed(self, event_id: str, room_id: str, at: datetime) -> None:
         self._session.add(ProcessedEvent(event_id=event_id, room_id=room_id, processed_at=at))
         self._session.flush()
@@ -143,21 +189,24 @@ class EventRepository:
         purpose: str = "",
         next_try_at: datetime | None = None,
     ) -> None:
-        seq = len(self._session.exec(
-            select(Outbox.id).where(Outbox.source_event_id == source_event_id)
-        ).all())
-        self._session.add(
-            Outbox(
-                source_event_id=source_event_id,
-                seq=seq,
-                room_id=room_id,
-                event_type=event_type,
-                content=json.dumps(content, ensure_ascii=False),
-                purpose=purpose,
-                created_at=at,
-                next_try_at=next_try_at,
-            )
+        seq = self._next_seq.get(source_event_id)
+        if seq is None:
+            seq = len(self._session.exec(
+                select(Outbox.id).where(Outbox.source_event_id == source_event_id)
+            ).all())
+        self._next_seq[source_event_id] = seq + 1
+        row = Outbox(
+            source_event_id=source_event_id,
+            seq=seq,
+            room_id=room_id,
+            event_type=event_type,
+            content=json.dumps(content, ensure_ascii=False),
+            purpose=purpose,
+            created_at=at,
+            next_try_at=next_try_at,
         )
+        self._session.add(row)
+        self.outbox_changes.append(OutboxChange("new", row=row))
 
     def waiting(self, room_id: str, purpose: str, after: datetime) -> tuple[int, Any] | None:
         """The id and content of an item of ``purpose`` for ``room_id`` that will not be
@@ -174,31 +223,24 @@ class EventRepository:
         if row is not None:
             row.content = json.dumps(content, ensure_ascii=False)
             self._session.add(row)
+            self.outbox_changes.append(OutboxChange("content", outbox_id,
+                                                    content=row.content))
 
     def pending(self) -> list[OutboxItem]:
         """What is still to be sent, in order (dead letters are not)."""
         rows = self._session.exec(
             select(Outbox).where(col(Outbox.dead_at).is_(None)).order_by(col(Outbox.id))
         ).all()
-        return [
-            OutboxItem(
-                id=row.id or 0,
-                source_event_id=row.source_event_id,
-                seq=row.seq,
-                room_id=row.room_id,
-                event_type=row.event_type,
-                content=json.loads(row.content),
-                purpose=row.purpose,
-                attempts=row.attempts,
-                next_try_at=row.next_try_at,
-            )
-            for row in rows
-        ]
+        return [outbox_item(row) for row in rows]
 
     def sent(self, outbox_id: int) -> None:
-        row = self._session.get(Outbox, outbox_id)
-        if row is not None:
-            self._session.delete(row)
+        self.sent_many([outbox_id])
+
+    def sent_many(self, outbox_ids: list[int]) -> None:
+        """Items the homeserver has: out of the outbox (one statement)."""
+        if outbox_ids:
+            self._session.exec(  # type: ignore[call-overload]
+                sa.delete(Outbox).where(col(Outbox.id).in_(outbox_ids)))
 
     def retry_later(self, outbox_id: int, attempts: int, next_try_at: datetime) -> None:
         """A failed send: tried again not before ``next_try_at``."""
@@ -207,6 +249,8 @@ class EventRepository:
             row.attempts = attempts
             row.next_try_at = next_try_at
             self._session.add(row)
+            self.outbox_changes.append(OutboxChange("retry", outbox_id, attempts=attempts,
+                                                    next_try_at=next_try_at))
 
     def dead_letter(self, outbox_id: int, attempts: int, at: datetime) -> bool:
         """Give an item up: it stays in the outbox, marked, never sent. False when it was
@@ -217,6 +261,7 @@ class EventRepository:
         row.attempts = attempts
         row.dead_at = at
         self._session.add(row)
+        self.outbox_changes.append(OutboxChange("dead", outbox_id))
         return True
 
     def dead_letters(self) -> int:
@@ -245,7 +290,18 @@ class AckRepository:
         self._session = session
 
     def has_acked(self, cell: str, table: str, user_id: str) -> bool:
-        return self._session.get(Acknowledgement, (cell, table, user_id)) is not None
+        return user_id in self.acked(cell, table)
+
+    def acked(self, cell: str, table: str) -> frozenset[str]:
+        """Who acknowledged the table's confidentiality statement (read cache, storage.cache)."""
+        def load() -> frozenset[str]:
+            return frozenset(self._session.exec(
+                select(Acknowledgement.user_id).where(Acknowledgement.cell == cell,
+                                                      Acknowledgement.table_name == table)
+            ).all())
+
+        cache = cache_of(self._session)
+        return cache.read(self._session, "acks", (cell, table), load) if cache else load()
 
     def ack(self, cell: str, table: str, user_id: str, at: datetime) -> bool:
         """Record the acknowledgement; False when it was already there."""
@@ -254,6 +310,7 @@ class AckRepository:
         self._session.add(
             Acknowledgement(cell=cell, table_name=table, user_id=user_id, acked_at=at)
         )
+        self._session.flush()  # a writer of the read cache's "acks" from here (storage.cache)
         return True
 
 
@@ -261,21 +318,26 @@ class RosterRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    def changes(self, cell: str | None = None) -> list[RosterChange]:
-        query = select(RosterEntry)
-        if cell is not None:
-            query = query.where(RosterEntry.cell == cell)
-        return [
-            RosterChange(
-                cell=row.cell,
-                user_id=row.user_id,
-                role=row.role,
-                organisation=row.organisation,
-                tables=tuple(t for t in row.tables.split(",") if t),
-                removed=row.removed,
+    def changes(self, cell: str | None = None) -> tuple[RosterChange, ...]:
+        """The chair's stored roster changes (of one cell); read cache, storage.cache."""
+        def load() -> tuple[RosterChange, ...]:
+            query = select(RosterEntry)
+            if cell is not None:
+                query = query.where(RosterEntry.cell == cell)
+            return tuple(
+                RosterChange(
+                    cell=row.cell,
+                    user_id=row.user_id,
+                    role=row.role,
+                    organisation=row.organisation,
+                    tables=tuple(t for t in row.tables.split(",") if t),
+                    removed=row.removed,
+                )
+                for row in self._session.exec(query).all()
             )
-            for row in self._session.exec(query).all()
-        ]
+
+        cache = cache_of(self._session)
+        return cache.read(self._session, "roster", cell, load) if cache else load()
 
     def put(
         self,
@@ -295,6 +357,7 @@ class RosterRepository:
         row.changed_by = actor
         row.changed_at = at
         self._session.add(row)
+        self._session.flush()  # a writer of the read cache's "roster" from here
 
 
 class AuditRepository:
@@ -377,5 +440,5 @@ class Repositories:
         self._session.flush()
 
 
-__all__ = ["DossierRecord", "OutboxItem", "Repositories", "RosterChange", "StatisticRecord",
-           "new_case_code"]
+__all__ = ["DossierRecord", "OutboxChange", "OutboxItem", "Repositories", "RosterChange",
+           "StatisticRecord", "new_case_code"]

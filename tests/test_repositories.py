@@ -132,9 +132,9 @@ def test_roster_changes_are_upserted_per_cell(db: Database) -> None:
         )
     with db.unit_of_work() as repos:
         mine = repos.roster.changes(CELL)
-        assert mine == [
-            RosterChange(CELL, "@b:x", "partner", "CLB", ("operational", "strategic"), True)
-        ]
+        assert mine == (
+            RosterChange(CELL, "@b:x", "partner", "CLB", ("operational", "strategic"), True),
+        )
         assert {c.cell for c in repos.roster.changes()} == {CELL, OTHER}
         assert repos.roster.changes(OTHER)[0].tables == ()
 

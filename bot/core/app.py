@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from bot.config import Config
 from bot.core import render
 from bot.core.dispatcher import Dispatcher
+from bot.core.outbox import OutboxMirror
 from bot.edge.content import outbox_items
 from bot.edge.inbound import (
     EditedText,
@@ -108,6 +109,8 @@ class Core:
     ) -> None:
         self.config = config
         self.db = db
+        #: The outbox in memory; every write unit of work of the core goes through it.
+        self.outbox = OutboxMirror(db)
         self.clock = clock
         self.rooms: dict[str, RoomRef] = {}
         self.room_ids: dict[str, dict[Table, str]] = {}
@@ -153,16 +156,15 @@ class Core:
     def _decide(self, ref: RoomRef, event: Inbound) -> bool:
         cell = self.config.cell(ref.cell)
         changes = ChangeRecorder()
-        with self.db.unit_of_work() as repos:
-            if repos.events.is_processed(event.event_id):
-                return False
+        with self.outbox.unit_of_work() as repos:
             now = self.clock()
+            if not repos.events.claim(event.event_id, event.room_id, now):
+                return False  # decided before (a resent or replayed event)
             outputs, answering = self._outputs(cell, ref, event, repos, changes, now)
             outputs += self._recompute(repos, changes, now, event if isinstance(
                 event, Incoming) else None)
             self._enqueue(repos, cell.language, event.event_id, outputs, answering,
                           event.room_id, now)
-            repos.events.mark_processed(event.event_id, event.room_id, now)
         self._forward(changes)
         if isinstance(event, Incoming) and outputs:
             metrics.replied_after((now - event.timestamp).total_seconds())
@@ -258,7 +260,7 @@ class Core:
         if ref is None:
             return
         cell = self.config.cell(ref.cell)
-        with self.db.unit_of_work() as repos:
+        with self.outbox.unit_of_work() as repos:
             chairs = chairs_among(table_members(cell, repos, ref.table), ref.table)
             reply = Reply("msg:fiche.not_delivered", {"user_id": user_id}, notify=True,
                           mentions=chairs, in_reply=False)
@@ -268,7 +270,7 @@ class Core:
     # ---- the outbox: backoff, dead letters, deliveries (spec §11) ------------------
     def retry_later(self, item: OutboxItem, attempts: int, next_try_at: datetime) -> None:
         """A send failed: the item is tried again not before ``next_try_at``."""
-        with self.db.unit_of_work() as repos:
+        with self.outbox.unit_of_work() as repos:
             repos.events.retry_later(item.id, attempts, next_try_at)
 
     def dead_letter(self, item: OutboxItem, attempts: int) -> None:
@@ -276,7 +278,7 @@ class Core:
         logged without its body, and the chairs of its table told (a fiche as "NOT
         delivered"). A notice about a dead letter that dies itself is only logged."""
         ref = self.rooms.get(item.room_id)
-        with self.db.unit_of_work() as repos:
+        with self.outbox.unit_of_work() as repos:
             now = self.clock()
             if not repos.events.dead_letter(item.id, attempts, now):
                 return
@@ -313,7 +315,7 @@ class Core:
                 self.not_delivered(item.room_id, item.content["direct_to"], item.txn_id)
             return
         cell = self.config.cell(ref.cell)
-        with self.db.unit_of_work() as repos:
+        with self.outbox.unit_of_work() as repos:
             now = self.clock()
             outputs = self._delivery_outputs(repos, cell, ref, item, delivered, reason,
                                              item.attempts + 1, now)
@@ -370,7 +372,7 @@ class Core:
         wanted = {m.user_id: m.master_key for cell in self.config.cells for m in cell.members
                   if m.master_key and m.user_id in user_ids and m.user_id not in pins}
         if wanted:
-            with self.db.unit_of_work() as repos:
+            with self.outbox.unit_of_work() as repos:
                 now = self.clock()
                 for user_id, key in wanted.items():
                     record = repos.identities.pin(user_id, key, "roster", now)
@@ -384,7 +386,7 @@ class Core:
         mention the chairs of every table with that member at once, with the new key's
         fingerprint. Returns how many messages were queued."""
         queued = 0
-        with self.db.unit_of_work() as repos:
+        with self.outbox.unit_of_work() as repos:
             now = self.clock()
             for user_id, key in pins:
                 repos.identities.pin(user_id, key, "tofu", now)
@@ -416,7 +418,7 @@ class Core:
         marked as processed (it is never retried)."""
         outputs: list[Output] = [Reply("msg:error.internal")] if isinstance(
             event, Incoming) else []
-        with self.db.unit_of_work() as repos:
+        with self.outbox.unit_of_work() as repos:
             if repos.events.is_processed(event.event_id):
                 return
             now = self.clock()
@@ -481,7 +483,7 @@ class Core:
         cell = self.config.cell(cell_id)
         room = self.table_room(cell_id, table)
         changes = ChangeRecorder()
-        with self.db.unit_of_work() as repos:
+        with self.outbox.unit_of_work() as repos:
             if once and repos.events.is_processed(key):
                 return False
             now = self.clock()
@@ -501,7 +503,7 @@ class Core:
     def recompute_all(self) -> int:
         """Every table's cadence and automatic meeting (at start and daily); messages out."""
         cadence.prepare_holidays(self.clock().year)
-        with self.db.unit_of_work() as repos:
+        with self.outbox.unit_of_work() as repos:
             now = self.clock()
             produced = recompute_all(repos, self.config.cells, now, self.room_ids)
             count = 0
@@ -516,27 +518,29 @@ class Core:
 
     def job_plan(self, tables: set[tuple[str, Table]] | None = None) -> JobPlan:
         """The jobs the database calls for; missed reminders beyond the grace are dropped."""
-        with self.db.unit_of_work() as repos:
+        with self.outbox.unit_of_work() as repos:
             return job_plan(repos, self.config.cells, self.clock(), self.grace, tables)
 
     # ---- what the edge reads and records --------------------------------------------
     def pending(self) -> list[OutboxItem]:
-        """The outbox in the order to send it (see :func:`send_order`)."""
-        with self.db.reading() as repos:
-            return send_order(repos.events.pending())
+        """The outbox in the order to send it (see :func:`send_order`), from memory."""
+        return send_order(self.outbox.pending())
 
     def sent_many(self, items: Sequence[OutboxItem]) -> None:
-        """Items the homeserver has: out of the outbox, in one transaction."""
-        with self.db.unit_of_work() as repos:
-            for item in items:
-                repos.events.sent(item.id)
+        """Items the homeserver has: out of the outbox (the rows go with the next unit of
+        work, or :meth:`forget_sent`; see :mod:`bot.core.outbox`). No transaction here."""
+        self.outbox.sent([item.id for item in items])
+
+    def forget_sent(self) -> int:
+        """Delete the rows of sent items now (when the edge is quiet, and at stop)."""
+        return self.outbox.forget_sent()
 
     def sync_token(self) -> str | None:
         with self.db.reading() as repos:
             return repos.events.sync_token()
 
     def save_sync_token(self, token: str) -> None:
-        with self.db.unit_of_work() as repos:
+        with self.outbox.unit_of_work() as repos:
             repos.events.set_sync_token(token)
 
     def is_processed(self, event_id: str) -> bool:
@@ -544,7 +548,7 @@ class Core:
             return repos.events.is_processed(event_id)
 
     def forget_old_events(self, keep: timedelta = timedelta(days=30)) -> int:
-        with self.db.unit_of_work() as repos:
+        with self.outbox.unit_of_work() as repos:
             return repos.events.forget_processed_before(self.clock() - keep)
 
     def roster_user_ids(self, room_id: str) -> set[str]:
@@ -567,7 +571,7 @@ class Core:
         """Remember the poll event of a vote, so answers and the poll's end can refer to it."""
         vote_id = item.content.get("vote_id")
         if item.event_type == "poll_start" and vote_id is not None:
-            with self.db.unit_of_work() as repos:
+            with self.outbox.unit_of_work() as repos:
                 repos.votes.update(int(vote_id), poll_event_id=event_id)
 
     def poll_event_of(self, vote_id: int) -> str | None:
@@ -580,7 +584,7 @@ class Core:
             return repos.direct_rooms.get(cell, user_id)
 
     def set_direct_room(self, cell: str, user_id: str, room_id: str) -> None:
-        with self.db.unit_of_work() as repos:
+        with self.outbox.unit_of_work() as repos:
             repos.direct_rooms.set(cell, user_id, room_id)
         self.direct_users[room_id] = user_id
 

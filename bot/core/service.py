@@ -86,7 +86,8 @@ class Service:
     def _gauges(self) -> tuple[int, int]:
         """What the metrics read from the database at scrape time: outbox depth, blocked."""
         with self.db.reading() as repos:
-            return len(repos.events.pending()), len(repos.identities.list_blocked())
+            blocked = len(repos.identities.list_blocked())
+        return self.core.outbox.depth(), blocked
 
     def reload(self, new: Config) -> list[str]:
         """SIGHUP: take the new file's cells (rosters, meeting settings) without a restart.

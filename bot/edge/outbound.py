@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 #: The longest wait between two tries of one item (the first is ``outbox_retry_seconds``,
 #: doubling).
 MAX_RETRY_SECONDS = 300.0
+#: Sent items leave the outbox table with the core's next unit of work, or after this many
+#: seconds without one (bot.core.outbox).
+FORGET_SENT_S = 2.0
 #: The marker of a body shortened at send time (the core shortens with a localised one when
 #: it renders; this is the last safety net, e.g. for a poll's outcome).
 SHORTENED = "[…]"
@@ -70,6 +73,9 @@ class OutboxSender:
     _flush_wanted: bool = False
     #: The timer that flushes again when the earliest backoff is over.
     _wake: asyncio.TimerHandle | None = None
+    #: The timer that deletes the rows of sent items when no unit of work did.
+    _forget: asyncio.TimerHandle | None = None
+    _forgetting: asyncio.Future[int] | None = None
     #: An item waits for its backoff: the next sync tries again too.
     stalled: bool = False
     #: Items not sent on purpose, by kind (unencrypted room, untrusted recipient).
@@ -96,6 +102,27 @@ class OutboxSender:
                 await self._flusher
             except Exception as exc:
                 log.info("the last flush ended with %s", type(exc).__name__)
+        if self._forget is not None:
+            self._forget.cancel()
+        if self._forgetting is not None:
+            await asyncio.wait([self._forgetting])
+        try:
+            await asyncio.to_thread(self.core.forget_sent)
+        except Exception as exc:  # resent after the restart, deduplicated by the server
+            log.warning("could not delete sent outbox items at stop (%s)", type(exc).__name__)
+
+    def _forget_soon(self) -> None:
+        """Delete the rows of sent items in FORGET_SENT_S seconds unless a unit of work of
+        the core did it meanwhile (the timer is restarted by each flush)."""
+        if self._forget is not None:
+            self._forget.cancel()
+        self._forget = asyncio.get_running_loop().call_later(FORGET_SENT_S, self._forget_now)
+
+    def _forget_now(self) -> None:
+        self._forget = None
+        if self._forgetting is None or self._forgetting.done():
+            self._forgetting = asyncio.ensure_future(asyncio.to_thread(self.core.forget_sent))
+            self._forgetting.add_done_callback(_log_failure)
 
     def flush_soon(self) -> None:
         """Send the outbox in the background: a reply just decided while the next command of
@@ -123,8 +150,9 @@ class OutboxSender:
         """Send what is due, lane by lane (see :meth:`_send_pending`).
 
         Nothing is sent before the first sync (rooms are unknown until then). Sent items
-        leave the outbox in one transaction at the end (a crash before it resends them with
-        the same transaction ids, which the homeserver deduplicates).
+        leave the core's outbox at once and its table with the next unit of work (a crash
+        before that resends them with the same transaction ids, which the homeserver
+        deduplicates; bot.core.outbox).
         """
         if not self.ready.is_set():
             return
@@ -134,7 +162,8 @@ class OutboxSender:
                 await self._send_pending(done)
             finally:
                 if done:
-                    await asyncio.to_thread(self.core.sent_many, done)
+                    self.core.sent_many(done)
+                    self._forget_soon()
 
     async def _send_pending(self, done: list[OutboxItem]) -> None:
         """Send the outbox in order (``Core.pending``: replies to members first); what went
@@ -144,7 +173,7 @@ class OutboxSender:
         now = self.core.clock()
         held_lanes: set[str] = set()
         wake: datetime | None = None
-        for item in await asyncio.to_thread(self.core.pending):
+        for item in self.core.pending():  # in memory (bot.core.outbox): no transaction
             if self.stop.is_set():
                 return
             if self._flush_wanted and not item.answers_member:
@@ -335,3 +364,9 @@ class OutboxSender:
         await self.client.room_send(
             room_id, "m.room.message", content, tx_id=txn, ignore_unverified_devices=False
         )
+
+
+def _log_failure(future: asyncio.Future[int]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("deleting sent outbox items failed (%s); the next unit of work tries again",
+                    type(future.exception()).__name__)
