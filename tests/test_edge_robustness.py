@@ -7,6 +7,7 @@ event stops nothing else; edits are screened and never run; the privacy refusal 
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import replace
 from typing import Any
 from unittest.mock import AsyncMock
@@ -91,10 +92,10 @@ class _Transport:
     status = 200
 
     def __init__(self, body: Any) -> None:
-        self.body = body
+        self.raw = json.dumps(body)
 
     async def json(self) -> Any:
-        return self.body
+        return json.loads(self.raw)  # as aiohttp: a fresh dict at each read
 
 
 async def test_an_event_whose_handling_raises_stops_nothing_else(edge: MatrixBot) -> None:

@@ -50,17 +50,18 @@ TS = 1_764_000_000_000
 
 
 class Transport:
-    """What nio's response parsing reads of an HTTP response."""
+    """What nio's response parsing reads of an HTTP response: as aiohttp, the bytes are kept
+    and each read is a fresh dict (the edge reads a body nio failed on again)."""
 
     content_type = "application/json"
     content_disposition = None
     status = 200
 
     def __init__(self, body: Any) -> None:
-        self.body = body
+        self.raw = json.dumps(body)
 
     async def json(self) -> Any:
-        return self.body
+        return json.loads(self.raw)
 
 
 class Rig:
@@ -150,7 +151,7 @@ class Rig:
         """As ``AsyncClient.sync`` then the sync loop handle one response."""
         client = self.bot.client
         response = await client.create_matrix_response(
-            SyncResponse, Transport(json.loads(json.dumps(data))))  # type: ignore[arg-type]
+            SyncResponse, Transport(data))  # type: ignore[arg-type]
         assert isinstance(response, SyncResponse), response
         await client.receive_response(response)
         await self.bot._after_sync(response, since="s-before")

@@ -21,9 +21,12 @@ from nio import (
     AsyncClient,
     BadEvent,
     EphemeralEvent,
+    ErrorResponse,
     Event,
+    FileResponse,
     InviteEvent,
     InviteMemberEvent,
+    Response,
     RoomMemberEvent,
     ToDeviceEvent,
     UnknownBadEvent,
@@ -263,15 +266,44 @@ def guard_decryption(client: AsyncClient, failed: set[str]) -> None:
 
 
 def screen_bodies(client: AsyncClient, dropped: Callable[[int], None]) -> None:
-    """Every response body nio parses goes through :func:`screen_response` first;
-    ``dropped`` hears how many events were left out of one."""
-    original = client.parse_body
+    """Recover a response body that nio cannot turn into its response: optimistic, so a
+    well-formed body is parsed once, by nio alone.
 
-    async def parse_body(transport_response: Any) -> dict[Any, Any]:
-        body: dict[Any, Any] = await original(transport_response)
+    Only when building the response raises, or gives an error response for a body the
+    homeserver answered with HTTP 200 (nio's schema check of a whole sync fails when one
+    timeline entry is not an object), is the body read again (aiohttp keeps its bytes: a
+    fresh dict, not the one nio's parsers may have changed), screened by
+    :func:`screen_response` and parsed again; ``dropped`` hears how many events were left
+    out. Nothing dropped: nio's own outcome stands."""
+    original = client.create_matrix_response
+
+    async def create(response_class: Any, transport_response: Any,
+                     data: tuple[Any, ...] | None = None, save_to: Any = None) -> Response:
+        failure: Exception | None = None
+        try:
+            response = await original(response_class, transport_response, data, save_to)
+        except Exception as exc:
+            failure = exc
+        else:
+            if not isinstance(response, ErrorResponse):
+                return response
+        if getattr(transport_response, "status", None) != 200 or issubclass(
+                response_class, FileResponse):
+            if failure is not None:
+                raise failure
+            return response
+        try:
+            body = await client.parse_body(transport_response)
+        except Exception:
+            body = None
         count = screen_response(body)
-        if count:
-            dropped(count)
-        return body
+        if not count:
+            if failure is not None:
+                raise failure
+            return response
+        dropped(count)
+        screened: Response = response_class.from_dict(body, *(data or ()))
+        screened.transport_response = transport_response
+        return screened
 
-    client.parse_body = parse_body  # type: ignore[method-assign]
+    client.create_matrix_response = create  # type: ignore[method-assign]
