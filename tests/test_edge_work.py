@@ -132,3 +132,44 @@ async def test_an_error_response_with_nothing_to_leave_out_stays_nios(
     assert not isinstance(response, SyncResponse)
     assert screened == [0]
     assert not edge.malformed_events
+
+
+# ---- 2. the bot's own echoes are not decrypted --------------------------------------------
+async def test_the_bots_own_echoes_are_not_decrypted_nor_held(
+        edge: MatrixBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    olm = edge.client.olm
+    assert olm is not None
+    chair = Member(CHAIR)
+    chair.known_to(edge)
+    me = Member(edge.client.user_id, device_id="BOTDEVICE")  # its session: the bot holds it
+    lost = Member(edge.client.user_id, device_id="BOTDEVICE")  # a session it lost
+    data = recorded("sync_encrypted_command.json")
+    events = data["rooms"]["join"][OP]["timeline"]["events"]
+    for event_id in ("$own1", "$own2"):
+        events.append({**events[0], "sender": edge.client.user_id, "event_id": event_id})
+    chair.encrypt(edge, data, command("!help"), index=0)
+    me.encrypt(edge, data, command("a reply of the bot"), index=1)
+    store = olm.inbound_group_store
+    olm.inbound_group_store = type(store)()
+    lost.encrypt(edge, data, command("another reply"), index=2)  # the bot never gets it
+    olm.inbound_group_store = store
+    decrypted: list[str] = []
+    decrypt = olm.decrypt_megolm_event
+
+    def spy(event: Any, room_id: str | None = None) -> Any:
+        decrypted.append(event.event_id)
+        return decrypt(event, room_id)
+
+    monkeypatch.setattr(olm, "decrypt_megolm_event", spy)
+    response, _ = await respond(edge, data)
+    await handle(edge, response)
+    assert decrypted == ["$cmd1"]  # the member's event only
+    timeline = response.rooms.join[OP].timeline.events
+    assert [type(e).__name__ for e in timeline] == ["RoomMessageText", "MegolmEvent",
+                                                    "MegolmEvent"]
+    assert [item.source_event_id for item in outbox(edge)] == ["$cmd1"]
+    assert not edge.held.events
+    assert not edge.held.key_requests
+    assert not olm.outgoing_key_requests
+    assert not edge.malformed_events
+    assert not edge.failed_events

@@ -26,6 +26,7 @@ from nio import (
     FileResponse,
     InviteEvent,
     InviteMemberEvent,
+    MegolmEvent,
     Response,
     RoomMemberEvent,
     ToDeviceEvent,
@@ -250,10 +251,16 @@ def guard_decryption(client: AsyncClient, failed: set[str]) -> None:
     A member holding a room key can encrypt anything: a payload that is not a JSON object,
     an empty ``sender_key``... nio's decryption then raises (not only ``EncryptionError``)
     inside ``sync``, and the whole response would be lost, again and again. Here such an
-    event stays encrypted and its id goes to ``failed``: the edge skips it as malformed."""
+    event stays encrypted and its id goes to ``failed``: the edge skips it as malformed.
+
+    The bot's own echoes (each of its replies comes back in the next sync) are not decrypted
+    at all: the edge ignores every event the bot sent, so decrypting one, and validating its
+    payload, is work for nothing; an own event nio could not decrypt asks for no key."""
     original = client._handle_timeline_event
 
     def handle(event: Any, room_id: str, room: Any, encrypted_rooms: set[str]) -> Any:
+        if isinstance(event, MegolmEvent) and event.sender == client.user_id:
+            return None  # stays encrypted; MatrixBot._handle_event skips the bot's own
         try:
             return original(event, room_id, room, encrypted_rooms)
         except Exception:
