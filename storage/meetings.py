@@ -127,11 +127,19 @@ def _state(row: TableState) -> TableStateRecord:
 class MeetingRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
+        #: Every meeting of a table, read once per unit of work (a signal's decision and
+        #: its cadence recomputation asked for them five times); forgotten at every write
+        #: of a meeting and at the end of every savepoint (``Repositories.savepoint``).
+        self._of_tables: dict[tuple[str, str], list[MeetingRecord]] = {}
+
+    def forget(self) -> None:
+        self._of_tables.clear()
 
     # ---- meetings -------------------------------------------------------------------
     def create(self, *, cell: str, table: str, starts_at: datetime, duration_minutes: int,
                kind: str, at: datetime, ics_posted: bool = False) -> MeetingRecord:
         """A planned meeting; ``ics_posted`` when its invitation goes out with it."""
+        self.forget()
         row = Meeting(cell=cell, table_name=table, starts_at=starts_at,
                       duration_minutes=duration_minutes, status=PLANNED, kind=kind,
                       created_at=at, ics_posted_sequence=0 if ics_posted else -1)
@@ -147,6 +155,7 @@ class MeetingRepository:
         return _meeting(row) if row else None
 
     def update(self, meeting_id: int, **changes: Any) -> MeetingRecord:
+        self.forget()
         row = self._session.get(Meeting, meeting_id, with_for_update=True)
         if row is None:
             raise KeyError(meeting_id)
@@ -158,13 +167,16 @@ class MeetingRepository:
 
     def of_table(self, cell: str, table: str, statuses: Iterable[str]) -> list[MeetingRecord]:
         """Meetings of one table with these statuses, earliest first."""
-        rows = self._session.exec(
-            select(Meeting)
-            .where(Meeting.cell == cell, Meeting.table_name == table,
-                   col(Meeting.status).in_(list(statuses)))
-            .order_by(col(Meeting.starts_at), col(Meeting.id))
-        ).all()
-        return [_meeting(r) for r in rows]
+        meetings = self._of_tables.get((cell, table))
+        if meetings is None:
+            rows = self._session.exec(
+                select(Meeting)
+                .where(Meeting.cell == cell, Meeting.table_name == table)
+                .order_by(col(Meeting.starts_at), col(Meeting.id))
+            ).all()
+            meetings = self._of_tables[(cell, table)] = [_meeting(r) for r in rows]
+        wanted = set(statuses)
+        return [m for m in meetings if m.status in wanted]
 
     def in_progress(self, cell: str, table: str) -> MeetingRecord | None:
         found = self.of_table(cell, table, [STARTED])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -431,9 +433,15 @@ class Repositories:
         self.apologies = ApologyRepository(session)
         self.aftercare = AftercareRepository(session)
 
-    def savepoint(self) -> Any:
-        """A nested transaction: effects of a failed handler are undone, the rest kept."""
-        return self._session.begin_nested()
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested transaction: effects of a failed handler are undone, the rest kept (and
+        what a repository remembered within it is forgotten)."""
+        try:
+            with self._session.begin_nested():
+                yield
+        finally:
+            self.meetings.forget()
 
     def flush(self) -> None:
         """Send this unit's writes to the database now (its locks are taken; no commit)."""
