@@ -13,14 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import uuid4
 
-from nio import AsyncClient, KeysQueryResponse, ShareGroupSessionResponse
+from nio import (
+    AsyncClient,
+    KeysClaimResponse,
+    KeysQueryResponse,
+    Response,
+    ShareGroupSessionResponse,
+)
 from nio.api import Api
-from nio.crypto import TrustState
+from nio.crypto import OlmDevice, TrustState
 
 from bot.edge.port import CorePort
 from bot.edge.trust import AllowList, IdentityBlocked, IdentityPinned, TrustCache, TrustEvent
@@ -45,6 +51,26 @@ async def exchange_keys(client: AsyncClient) -> None:
     await client.send_to_device_messages()
 
 
+#: nio's methods that change a device's flags (verified, blacklisted, ignored).
+DEVICE_FLAGS = ("verify_device", "unverify_device", "blacklist_device", "unblacklist_device",
+                "ignore_device", "unignore_device")
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What decided a room's last full key share, when its outbound session reached every
+    device the allow-list permits: while all of it is the same, a share would change
+    nothing (:meth:`KeySharing.share_keys`)."""
+
+    allow: AllowList
+    olm: Any
+    store: Any  # the Olm machine's device store
+    session: Any
+    devices: int
+    roster: frozenset[str]
+    users: frozenset[str]
+
+
 @dataclass
 class KeySharing:
     """Which devices the bot trusts (inbound) and may encrypt for (outbound)."""
@@ -59,12 +85,45 @@ class KeySharing:
     queries: int = 0
     #: A block was announced to the chairs since the sync loop last looked.
     announced: bool = False
+    #: Moves whenever the bot's device store can have changed: every key query or claim
+    #: answer nio takes, every change of a device's flags.
+    device_epoch: int = 0
+    #: Key shares answered by the last one, nothing having changed (tests and the bench).
+    reused: int = 0
     _everyone: set[str] | None = None
     _generation: int = -1
     _read_at: float = 0.0
+    _shared: dict[str, _Shared] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.trust = TrustCache(bot_user_id=self.client.user_id)
+        self._watch_devices()
+
+    def _watch_devices(self) -> None:
+        """Move :attr:`device_epoch` on every path that can change the device store: any
+        key query or claim answer handed to nio (:meth:`refresh`, nio's own ``keys_query``
+        in ``room_send``...) and any device flag set, wherever it is done."""
+        client = self.client
+        receive = client.receive_response
+
+        async def receive_response(response: Response) -> None:
+            try:
+                await receive(response)
+            finally:
+                if isinstance(response, KeysQueryResponse | KeysClaimResponse):
+                    self.device_epoch += 1
+
+        client.receive_response = receive_response  # type: ignore[method-assign]
+        for name in DEVICE_FLAGS:
+            setattr(client, name, self._moving(getattr(client, name)))
+
+    def _moving(self, flag: Callable[[OlmDevice], bool]) -> Callable[[OlmDevice], bool]:
+        def flagged(device: OlmDevice) -> bool:
+            try:
+                return flag(device)
+            finally:
+                self.device_epoch += 1
+        return flagged
 
     def forget_rosters(self) -> None:
         """Rosters may have changed since the last flush: read them again."""
@@ -75,6 +134,7 @@ class KeySharing:
         """Follow every roster user with their pin; clean up device flags of older stores."""
         self.trust = TrustCache(bot_user_id=self.client.user_id)
         self._everyone = None
+        self._shared.clear()
         await self.follow_rosters()
         for user_id, devices in self.client.device_store.items():
             for device in devices.values():
@@ -176,7 +236,12 @@ class KeySharing:
         """Share the room's key with the allow-list only, right before a send (no await may
         come between this and the ``room_send``). One frozen snapshot per share; device
         flags set and the key encrypted in one synchronous stretch, then a post-filter:
-        a device the sync loop learns meanwhile cannot receive the key."""
+        a device the sync loop learns meanwhile cannot receive the key.
+
+        The last full share of the room is reused when nothing that decides who gets the
+        key changed since: the trust generation, the room's roster and users, the device
+        store (:attr:`device_epoch`), and its outbound session, still the one that reached
+        every permitted device, shared and not expired (see :meth:`_unchanged`)."""
         client = self.client
         room = client.rooms.get(room_id)
         olm = client.olm
@@ -185,7 +250,13 @@ class KeySharing:
         if not room.members_synced:  # members are lazy-loaded: fetch the full list once
             await client.joined_members(room_id)
         roster = await self.roster_of(room_id)
-        allow = self.trust.allow_list(roster & set(room.users))
+        same = self._unchanged(room_id, room, olm, roster)
+        if same is not None:
+            self.reused += 1
+            return same
+        self._shared.pop(room_id, None)
+        users = frozenset(room.users)
+        allow = self.trust.allow_list(roster & users)
         missing = {
             user: [d.id for d in olm.device_store.active_user_devices(user)
                    if allow.permits(user, d.id, d.curve25519, d.ed25519)
@@ -196,13 +267,14 @@ class KeySharing:
         if missing:
             await client.keys_claim(missing)
         # ---- from here to the end of the post-filter: NO await ---------------------------
-        wanted = {
-            (user, d.id)
+        permitted = {
+            (user, d.id, d.curve25519)
             for user in allow.devices
             for d in olm.device_store.active_user_devices(user)
             if allow.permits(user, d.id, d.curve25519, d.ed25519)
-            and olm.session_store.get(d.curve25519) is not None
         }
+        wanted = {(user, device) for user, device, curve25519 in permitted
+                  if olm.session_store.get(curve25519) is not None}
         session = olm.outbound_group_sessions.get(room_id)
         if session is not None and (allow.needs_rotation(session.users_shared_with)
                                     or not wanted <= set(session.users_shared_with)):
@@ -216,10 +288,14 @@ class KeySharing:
                         client.verify_device(device)
                 elif not device.blacklisted:
                     client.blacklist_device(device)
+        reach = {(user, device) for user, device, _ in permitted}
         if not olm.should_share_group_session(room_id):
+            self._remember(room_id, reach, self._decided(room_id, allow, roster, users))
             return allow
         batches = list(olm.share_group_session_parallel(
             room_id, sorted(allow.devices), ignore_unverified_devices=False))
+        # What this share was decided on (the device flags set just now included).
+        decided = self._decided(room_id, allow, roster, users)
         pairs = allow.pairs()
         for sharing_with, to_device in batches:
             for user_id, device_id in list(sharing_with):
@@ -241,7 +317,46 @@ class KeySharing:
         current = olm.outbound_group_sessions.get(room_id)
         if current is not None:
             current.shared = True
+        self._remember(room_id, reach, decided)
         return allow
+
+    def _decided(self, room_id: str, allow: AllowList, roster: set[str],
+                 users: frozenset[str]) -> _Shared:
+        olm = self.client.olm
+        assert olm is not None
+        return _Shared(allow, olm, olm.device_store, olm.outbound_group_sessions.get(room_id),
+                       self.device_epoch, frozenset(roster), users)
+
+    def _remember(self, room_id: str, reach: set[tuple[str, str]], decided: _Shared) -> None:
+        """Keep a full share for reuse only when its session is still the one shared then,
+        and reached every device the allow-list permits and no other (a failed or partial
+        share is redone next time)."""
+        session = decided.session
+        if (session is None or decided.olm.outbound_group_sessions.get(room_id) is not session
+                or not session.shared or session.expired):
+            return
+        shared_with = set(session.users_shared_with)
+        if reach <= shared_with and not decided.allow.needs_rotation(shared_with):
+            self._shared[room_id] = decided
+
+    def _unchanged(self, room_id: str, room: Any, olm: Any,
+                   roster: set[str]) -> AllowList | None:
+        """The allow-list of the room's last full share, when a share now would do nothing:
+        nothing that decides who gets the key changed since. Anything in doubt: None."""
+        last = self._shared.get(room_id)
+        if last is None:
+            return None
+        session = olm.outbound_group_sessions.get(room_id)
+        if (last.olm is not olm or last.store is not olm.device_store
+                or session is not last.session or not session.shared
+                or session.expired
+                or last.allow.generation != self.trust.generation
+                or last.devices != self.device_epoch
+                or last.roster != roster
+                or last.users != room.users.keys()):
+            self._shared.pop(room_id, None)
+            return None
+        return last.allow
 
     def has_trusted_device(self, user_id: str) -> bool:
         return bool(self.trust.allow_list([user_id]).devices)
