@@ -127,13 +127,16 @@ def _state(row: TableState) -> TableStateRecord:
 class MeetingRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
-        #: Every meeting of a table, read once per unit of work (a signal's decision and
-        #: its cadence recomputation asked for them five times); forgotten at every write
-        #: of a meeting and at the end of every savepoint (``Repositories.savepoint``).
+        #: Every meeting of a table and its cadence state, read once per unit of work (a
+        #: signal's decision and its cadence recomputation asked for them seven times);
+        #: forgotten at every write of either and at the end of every savepoint
+        #: (``Repositories.savepoint``).
         self._of_tables: dict[tuple[str, str], list[MeetingRecord]] = {}
+        self._states: dict[tuple[str, str], TableStateRecord | None] = {}
 
     def forget(self) -> None:
         self._of_tables.clear()
+        self._states.clear()
 
     # ---- meetings -------------------------------------------------------------------
     def create(self, *, cell: str, table: str, starts_at: datetime, duration_minutes: int,
@@ -277,8 +280,10 @@ class MeetingRepository:
 
     # ---- cadence state --------------------------------------------------------------
     def state(self, cell: str, table: str) -> TableStateRecord | None:
-        row = self._session.get(TableState, (cell, table))
-        return _state(row) if row else None
+        if (cell, table) not in self._states:  # read once per unit of work, as of_table
+            row = self._session.get(TableState, (cell, table))
+            self._states[(cell, table)] = _state(row) if row else None
+        return self._states[(cell, table)]
 
     def states_all(self) -> dict[tuple[str, str], TableStateRecord]:
         rows = self._session.exec(  # type: ignore[call-overload]
@@ -287,6 +292,7 @@ class MeetingRepository:
         return {(row[0], row[1]): TableStateRecord(*row) for row in rows}
 
     def put_state(self, cell: str, table: str, at: datetime, **changes: Any) -> TableStateRecord:
+        self.forget()
         row = self._session.get(TableState, (cell, table))
         if row is None:
             row = TableState(cell=cell, table_name=table, mode=str(changes.get("mode", "sleep")),

@@ -9,11 +9,11 @@ only writer of the outbox, so it keeps a copy:
 - loaded once from the database (the first :meth:`OutboxMirror.pending`), then changed only by
   what a unit of work of this process committed (``EventRepository.outbox_changes``, applied
   after the commit, dropped on rollback);
-- a sent item leaves the copy at once; its row is deleted by the next unit of work of the core
-  (any: a command, a job, a retry) or by :meth:`OutboxMirror.forget_sent` when the edge has been
-  quiet for a moment. A crash before that delete resends the item after the restart with the
-  same transaction id (``OutboxItem.txn_id``), which the homeserver deduplicates: the same
-  guarantee as a crash between a send and its delete always had, for a few seconds longer.
+- a sent item leaves the copy at once; its row is deleted by :meth:`OutboxMirror.forget_sent`
+  a moment later, with the other items sent meanwhile, in one transaction that is on no
+  member's path. A crash before that delete resends the item after the restart with the same
+  transaction id (``OutboxItem.txn_id``), which the homeserver deduplicates: the same guarantee
+  as a crash between a send and its delete always had, for a few seconds longer.
 """
 
 from __future__ import annotations
@@ -42,34 +42,28 @@ class OutboxMirror:
     # ---- units of work --------------------------------------------------------------
     @contextmanager
     def unit_of_work(self) -> Iterator[Repositories]:
-        """``Database.unit_of_work`` that first deletes the rows of sent items and, once it
-        committed, brings its outbox changes into the copy."""
-        with self._lock:
-            sent, self._sent = self._sent, set()
-        committed = False
-        try:
-            with self.db.unit_of_work() as repos:
-                if sent:
-                    repos.events.sent_many(sorted(sent))
-                yield repos
-                changes = repos.events.outbox_changes
-            committed = True
-        finally:
-            if not committed and sent:
-                with self._lock:
-                    self._sent |= sent  # rolled back: deleted by a later unit
+        """``Database.unit_of_work`` that, once it committed, brings its outbox changes into
+        the copy (a rolled-back unit changes nothing)."""
+        with self.db.unit_of_work() as repos:
+            yield repos
+            changes = repos.events.outbox_changes
         self._apply(changes)
 
     def forget_sent(self) -> int:
-        """Delete the rows of sent items now (the edge calls it when it has been quiet);
-        returns how many."""
+        """Delete the rows of sent items, in one transaction off the command path (the edge
+        calls it a moment after a flush, and at stop); returns how many."""
         with self._lock:
-            waiting = len(self._sent)
-        if not waiting:
+            sent, self._sent = self._sent, set()
+        if not sent:
             return 0
-        with self.unit_of_work():
-            pass
-        return waiting
+        try:
+            with self.db.unit_of_work() as repos:
+                repos.events.sent_many(sorted(sent))
+        except BaseException:
+            with self._lock:
+                self._sent |= sent  # tried again next time; resent after a crash meanwhile
+            raise
+        return len(sent)
 
     # ---- what the edge reads and records --------------------------------------------
     def pending(self) -> list[OutboxItem]:

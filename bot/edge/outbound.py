@@ -34,8 +34,8 @@ log = logging.getLogger(__name__)
 #: The longest wait between two tries of one item (the first is ``outbox_retry_seconds``,
 #: doubling).
 MAX_RETRY_SECONDS = 300.0
-#: Sent items leave the outbox table with the core's next unit of work, or after this many
-#: seconds without one (bot.core.outbox).
+#: Sent items leave the outbox table this many seconds after the first of them was sent, in
+#: one transaction (bot.core.outbox).
 FORGET_SENT_S = 2.0
 #: The marker of a body shortened at send time (the core shortens with a localised one when
 #: it renders; this is the last safety net, e.g. for a poll's outcome).
@@ -112,11 +112,12 @@ class OutboxSender:
             log.warning("could not delete sent outbox items at stop (%s)", type(exc).__name__)
 
     def _forget_soon(self) -> None:
-        """Delete the rows of sent items in FORGET_SENT_S seconds unless a unit of work of
-        the core did it meanwhile (the timer is restarted by each flush)."""
-        if self._forget is not None:
-            self._forget.cancel()
-        self._forget = asyncio.get_running_loop().call_later(FORGET_SENT_S, self._forget_now)
+        """Delete the rows of sent items in FORGET_SENT_S seconds, with whatever is sent
+        meanwhile (a timer already set is kept: under a steady load, one delete every
+        FORGET_SENT_S seconds)."""
+        if self._forget is None:
+            self._forget = asyncio.get_running_loop().call_later(FORGET_SENT_S,
+                                                                 self._forget_now)
 
     def _forget_now(self) -> None:
         self._forget = None
