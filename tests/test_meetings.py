@@ -555,3 +555,21 @@ def test_the_decision_list_has_votes_and_outcomes_but_no_ballots(h: Harness) -> 
     assert "vote_open" not in decisions
     with h.repos() as repos:
         assert repos.dossiers.get(CELL, rejected).status == "signalled"
+
+
+def test_the_chair_is_asked_for_an_ad_hoc_meeting_once_a_day() -> None:
+    with harness(local(2026, 11, 25, 9), cadence={"ad_hoc_if_next_meeting_beyond_days": 3}) as h:
+        h.signal()  # wakes the table; its first meeting is planned
+        h.clock.now = local(2026, 12, 2, 12)
+        h.core.recompute_all()
+
+        def asks() -> bool:
+            return any(s.notifies and "ad hoc" in s.body
+                       for s in h.say("!signal phenomenon=HP indicators=threats assessed=yes",
+                                      sender=PARTNER))
+
+        assert asks()
+        h.clock.now = local(2026, 12, 2, 16)
+        assert not asks()  # the same day: the chair was asked already
+        h.clock.now = local(2026, 12, 3, 9)
+        assert asks()  # a new day, the next meeting still far

@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 
 
 def after_signal(repos: Repositories, cell: Cell, now: datetime) -> list[Output]:
-    """A signal while asleep, or long before the next meeting: ask the chair for one."""
+    """A signal while asleep, or long before the next meeting: ask the chair for one — once
+    a day (the cell's local date): the next signals of that day are in the room for all to
+    see, and asking again would only ping the chair again for the same decision."""
     state = repos.meetings.state(cell.id, Table.OPERATIONAL.value)
     asleep = state is None or state.mode == Mode.SLEEP.value
     upcoming = next_planned(repos, cell, Table.OPERATIONAL, now)
@@ -33,6 +35,10 @@ def after_signal(repos: Repositories, cell: Cell, now: datetime) -> list[Output]
         # Asleep: this signal wakes the table, and the cadence change says so in one message
         # that also asks the chair when the first meeting is far (recompute.py).
         return []
+    asked = f"adhoc-asked:{cell.id}:{now.astimezone(cell.tz).date().isoformat()}"
+    if repos.events.is_processed(asked):
+        return []
+    repos.events.mark_processed(asked, f"job:{cell.id}", now)
     return [Reply(
         "msg:meeting.ad_hoc_needed",
         {
