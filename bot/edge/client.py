@@ -81,19 +81,6 @@ FIRST_SYNC_FILTER: dict[str, Any] = {
     **SYNC_FILTER,
     "room": {**SYNC_FILTER["room"], "timeline": {"limit": 0}},
 }
-
-
-def own_sync_filter(user_id: str) -> dict[str, Any]:
-    """The bot's filter: ``SYNC_FILTER`` without its own events in the timelines. Each reply
-    the bot sends would come back as an event that wakes the long poll, costs the homeserver a
-    sync and the bot a parse, and is then ignored (the bot never acts on what it sent). State
-    events the bot sent still arrive, in the ``state`` section (Synapse puts there what the
-    timeline filter left out, since 1.101)."""
-    room = SYNC_FILTER["room"]
-    return {**SYNC_FILTER, "room": {**room, "timeline": {**room["timeline"],
-                                                          "not_senders": [user_id]}}}
-
-
 #: Room aliases resolved at once at start.
 RESOLVE_CONCURRENCY = 16
 GAP_PAGES = 50
@@ -216,7 +203,6 @@ class MatrixBot:
         delay = 1.0
         saving: asyncio.Future[None] | None = None
         saved, saved_at = token, 0.0
-        own_filter = own_sync_filter(self.client.user_id)
         while not self._stop.is_set():
             sync = asyncio.ensure_future(
                 self.client.sync(
@@ -224,7 +210,7 @@ class MatrixBot:
                     since=token,
                     full_state=first or not self.ready.is_set(),
                     set_presence="offline",
-                    sync_filter=FIRST_SYNC_FILTER if first else own_filter,
+                    sync_filter=FIRST_SYNC_FILTER if first else SYNC_FILTER,
                 )
             )
             stopper = asyncio.ensure_future(self._stop.wait())
