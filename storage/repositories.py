@@ -168,8 +168,9 @@ class EventRepository:
         result = self._session.exec(  # type: ignore[call-overload]
             insert(ProcessedEvent)
             .values(event_id=event_id, room_id=room_id, processed_at=at)
-            .on_conflict_do_nothing(index_elements=["event_id"]))
-        return bool(result.rowcount)
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(ProcessedEvent.event_id))
+        return result.first() is not None  # rowcount is not reliable across drivers
 
     def mark_processed(self, event_id: str, room_id: str, at: datetime) -> None:
         self._session.add(ProcessedEvent(event_id=event_id, room_id=room_id, processed_at=at))
