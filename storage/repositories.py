@@ -169,7 +169,7 @@ class EventRepository:
             insert(ProcessedEvent)
             .values(event_id=event_id, room_id=room_id, processed_at=at)
             .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(ProcessedEvent.event_id))
+            .returning(col(ProcessedEvent.event_id)))
         return result.first() is not None  # rowcount is not reliable across drivers
 
     def mark_processed(self, event_id: str, room_id: str, at: datetime) -> None:
