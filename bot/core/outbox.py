@@ -24,10 +24,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
-import sqlalchemy as sa
-
 from storage.db import Database
-from storage.repositories import OutboxChange, OutboxItem, Repositories, outbox_item
+from storage.repositories import OutboxChange, OutboxItem, Repositories
 
 
 class OutboxMirror:
@@ -99,11 +97,9 @@ class OutboxMirror:
             if items is None:
                 return  # not loaded yet: the first pending() reads the committed rows
             for change in changes:
-                if change.kind == "new" and change.row is not None:
-                    if change.row.id is None or not sa.inspect(change.row).has_identity:
-                        continue  # undone by a savepoint
-                    if change.row.id not in self._sent:
-                        items[change.row.id] = outbox_item(change.row)
+                if change.kind == "new" and change.item is not None:
+                    if change.item.id not in self._sent:
+                        items[change.item.id] = change.item
                     continue
                 current = items.get(change.outbox_id)
                 if current is None:
