@@ -129,7 +129,7 @@ class MeetingRepository:
         self._session = session
         #: Every meeting of a table and its cadence state, read once per unit of work (a
         #: signal's decision and its cadence recomputation asked for them seven times);
-        #: forgotten at every write of either and at the end of every savepoint
+        #: forgotten at every write of either and when a savepoint rolls back
         #: (``Repositories.savepoint``).
         self._of_tables: dict[tuple[str, str], list[MeetingRecord]] = {}
         self._states: dict[tuple[str, str], TableStateRecord | None] = {}

@@ -457,16 +457,16 @@ class Repositories:
     @contextmanager
     def savepoint(self) -> Iterator[None]:
         """A nested transaction: effects of a failed handler are undone, the rest kept (and
-        what a repository remembered within it is forgotten)."""
+        what a repository remembered within it is forgotten when it rolls back; a released
+        savepoint keeps what it wrote, so what was read after those writes stays true)."""
         mark = len(self.events.outbox_changes)
         try:
             with self._session.begin_nested():
                 yield
         except BaseException:
             del self.events.outbox_changes[mark:]  # rolled back with the savepoint
-            raise
-        finally:
             self.meetings.forget()
+            raise
 
     def flush(self) -> None:
         """Send this unit's writes to the database now (its locks are taken; no commit)."""

@@ -147,6 +147,37 @@ def test_what_a_rolled_back_decision_enqueued_never_reaches_the_copy(db: Databas
     assert table_ids(db) == []
 
 
+def test_what_a_rolled_back_savepoint_enqueued_never_reaches_the_copy(db: Database) -> None:
+    """The outbox insert runs on the connection (not the ORM): a savepoint that rolls back
+    takes the row with it, and the change recorded for the copy too."""
+    core = make_core(db)
+    core.pending()
+
+    def fails() -> None:
+        with repos.savepoint():
+            repos.events.enqueue("$gone", OP, "message", {"content": {"body": "x"}}, NOW)
+            raise RuntimeError("the handler failed")
+
+    with core.outbox.unit_of_work() as repos:
+        repos.events.enqueue("$kept", OP, "message", {"content": {"body": "y"}}, NOW)
+        with pytest.raises(RuntimeError):
+            fails()
+    assert [item.source_event_id for item in core.pending()] == ["$kept"]
+    assert table_ids(db) == [item.id for item in core.pending()]
+
+
+def test_a_claimed_event_is_answered_without_counting_its_outbox_rows(db: Database) -> None:
+    core = make_core(db)
+    core.decide(command(1, "!ack"))
+    statements = Statements(db)
+    core.decide(command(2, "!help"))
+    assert not [s for s in statements.seen if s.startswith("SELECT") and "outbox" in s]
+    [item] = [i for i in core.pending() if i.source_event_id == "$cmd2"]
+    assert item.seq == 0
+    with db.reading() as repos:
+        assert [i.txn_id for i in repos.events.pending() if i.id == item.id] == [item.txn_id]
+
+
 def test_the_copy_follows_retries_dead_letters_and_merged_notices(db: Database) -> None:
     core = make_core(db)
     core.decide(command(1, "!ack"))

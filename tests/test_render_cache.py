@@ -33,3 +33,10 @@ def test_data_that_cannot_be_frozen_are_rendered_every_time() -> None:
 
     assert render._frozen({"limit": Opaque()}) is None
     assert "opaque" in render.render("en", "msg:error.too_long", {"limit": Opaque()}).body
+
+
+def test_mappings_in_another_order_are_other_data() -> None:
+    """A template that loops over a mapping prints it in its order: never the other's text."""
+    assert render._frozen({"a": "1", "b": "2"}) != render._frozen({"b": "2", "a": "1"})
+    assert render._frozen({"a": "True"}) != render._frozen({"a": True})
+    assert render._frozen(["1"]) != render._frozen([1])

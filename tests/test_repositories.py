@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from bot.core.app import send_order
 from commands.model import FINAL, OPEN, Status
 from storage.db import Database, make_engine
+from storage.models import Dossier
 from storage.repositories import OutboxItem, RosterChange
 from tests.backends import backend_params, database_url
 
@@ -241,6 +242,23 @@ def test_counts_list_by_status_and_open_load_per_cell(db: Database) -> None:
         assert repos.dossiers.list(CELL, []) == []
         load = repos.dossiers.open_load([s.value for s in OPEN])
         assert load == {CELL: (3, 1), OTHER: (1, 0)}
+
+
+def test_a_listing_sees_what_its_unit_of_work_changed_before_it_flushed(db: Database) -> None:
+    code = _new(db)
+    with db.unit_of_work() as repos:
+        repos.dossiers.create(
+            cell=CELL, phenomenon="HTF", indicators=("isolation",), context=(), source="CLB",
+            summary="", signalled_by="@sara:example.be", status=Status.SIGNALLED.value, at=T0)
+        row = repos._session.exec(sa.select(Dossier).where(Dossier.code == code)).scalar_one()
+        row.status = Status.CLOSED.value  # changed, not flushed
+        listed = repos.dossiers.list(CELL, [Status.SIGNALLED.value])
+        assert len(listed) == 1
+        assert listed[0].code != code
+        [closed] = repos.dossiers.list(CELL, [Status.CLOSED.value])
+        assert closed == repos.dossiers.get(CELL, code)
+        assert closed.created_at.tzinfo is not None
+        assert closed.indicators == ("isolation", "threats")
 
 
 def test_purge_closed_leaves_anonymous_statistics_and_drops_the_audit(db: Database) -> None:

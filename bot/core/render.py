@@ -216,6 +216,8 @@ _ATOMS = (int, float, bool, type(None), datetime, date, time, timedelta, Enum)
 def _frozen(value: Any) -> Any:
     """A hashable copy of template data that tells apart whatever renders differently, or
     None when the data hold something else (then the reply is rendered every time)."""
+    if type(value) is str:
+        return value  # nothing else freezes to a plain str
     if isinstance(value, str):
         return (type(value), str(value))
     if isinstance(value, _ATOMS):
@@ -224,10 +226,11 @@ def _frozen(value: Any) -> Any:
         items = []
         for key, item in value.items():
             frozen = _frozen(item)
-            if frozen is None or not isinstance(key, str):
+            if frozen is None or type(key) is not str:
                 return None
             items.append((key, frozen))
-        return (dict, tuple(sorted(items)))
+        # In their order: a template that loops over a mapping prints it in that order.
+        return (dict, tuple(items))
     if isinstance(value, list | tuple | frozenset | set):
         parts = []
         for item in (sorted(value, key=repr) if isinstance(value, set | frozenset) else value):
