@@ -15,7 +15,7 @@ from sqlmodel import Session
 from storage.cache import CACHE, ReadCache, cache_of
 from storage.identities import IdentityPin
 from storage.migrations import upgrade
-from storage.models import Acknowledgement, RosterEntry
+from storage.models import Acknowledgement, Meeting, RosterEntry, TableState, Vote
 from storage.repositories import Repositories
 
 #: Execution option that marks a read-only unit of work (see ``Database.reading``).
@@ -23,6 +23,14 @@ READING = "livcr_reading"
 #: The rows whose change changes who the bot trusts: roster changes and identity pins.
 TRUST_ROWS = (RosterEntry, IdentityPin)
 _TRUST_CHANGED = "livcr_trust_changed"
+#: The rows the job plan is derived from (``commands.meetings.reminders.job_plan``): planned
+#: and started meetings, cadence states and open votes. A unit of work that wrote none of them
+#: leaves the scheduler's jobs as they are. The plan also skips jobs marked processed, but a
+#: job is marked by its own run, after which the scheduler holds it no more (a one-off timer),
+#: so a new mark never calls for a new plan.
+SCHEDULE_ROWS = (Meeting, TableState, Vote)
+_SCHEDULE_CHANGED = "livcr_schedule_changed"
+_SCHEDULE_TABLES = frozenset(row.__tablename__ for row in SCHEDULE_ROWS)
 #: The rows kept in the read cache between units of work (storage.cache), by space.
 CACHED_ROWS: dict[type, str] = {RosterEntry: "roster", Acknowledgement: "acks"}
 
@@ -34,10 +42,23 @@ def _note_trust_rows(session: Any, _context: Any) -> None:
     rows = (*session.new, *session.dirty, *session.deleted)
     if not session.info.get(_TRUST_CHANGED) and any(isinstance(row, TRUST_ROWS) for row in rows):
         session.info[_TRUST_CHANGED] = True
+    if not session.info.get(_SCHEDULE_CHANGED) and any(
+            isinstance(row, SCHEDULE_ROWS) for row in rows):
+        session.info[_SCHEDULE_CHANGED] = True
     cache = cache_of(session)
     if cache is not None:
         for space in {CACHED_ROWS[type(row)] for row in rows if type(row) in CACHED_ROWS}:
             cache.begin_write(session, space)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_schedule_statements(state: Any) -> None:
+    # A bulk INSERT, UPDATE or DELETE of those rows (``sa.delete(Vote)``) is no flush.
+    if (state.is_insert or state.is_update or state.is_delete) and not state.session.info.get(
+            _SCHEDULE_CHANGED):
+        table = getattr(state.statement, "table", None)
+        if table is None or table.name in _SCHEDULE_TABLES:
+            state.session.info[_SCHEDULE_CHANGED] = True
 
 
 def make_engine(url: str) -> sa.Engine:
@@ -118,8 +139,9 @@ class Database:
     def unit_of_work(self) -> Iterator[Repositories]:
         """Repositories sharing one transaction: committed on success, rolled back on error."""
         with Session(self.engine, expire_on_commit=False, info={CACHE: self.cache}) as session:
+            repos = Repositories(session)
             try:
-                yield Repositories(session)
+                yield repos
                 session.commit()
             except BaseException:
                 session.rollback()
@@ -128,6 +150,7 @@ class Database:
                 self.cache.end_writes(session)
             if session.info.pop(_TRUST_CHANGED, False):
                 self.trust_generation += 1
+            repos.schedule_changed = session.info.pop(_SCHEDULE_CHANGED, False)
 
     @contextmanager
     def reading(self) -> Iterator[Repositories]:

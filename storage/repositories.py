@@ -440,6 +440,9 @@ class Repositories:
 
     def __init__(self, session: Session) -> None:
         self._session = session
+        #: Set when the unit committed: it wrote rows the job plan is derived from
+        #: (``storage.db.SCHEDULE_ROWS``), so the scheduler must derive its jobs again.
+        self.schedule_changed = False
         self.events = EventRepository(session)
         self.acks = AckRepository(session)
         self.roster = RosterRepository(session)

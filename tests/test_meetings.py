@@ -533,6 +533,22 @@ def test_the_scheduler_port_hears_of_every_changed_table_after_commit(h: Harness
     assert h.port.changed == []
 
 
+def test_a_signal_that_leaves_meetings_and_votes_as_they_were_replans_no_jobs(
+        h: Harness) -> None:
+    """The jobs come from meetings, cadence states, open votes and job marks: a second signal
+    (the meeting the first one planned stays) leaves the scheduler alone, no extra transaction
+    and thread hop behind it; a change to a meeting re-plans its table."""
+    h.signal()  # plans the first automatic meeting
+    assert h.port.changed == [(CELL, Table.OPERATIONAL)]
+    h.port.changed.clear()
+    plan = h.core.job_plan().jobs
+    h.signal()
+    assert h.port.changed == []
+    assert h.core.job_plan().jobs == plan
+    h.say("!meeting schedule 2026-12-03 15:00")
+    assert h.port.changed == [(CELL, Table.OPERATIONAL)]
+
+
 
 def test_the_decision_list_has_votes_and_outcomes_but_no_ballots(h: Harness) -> None:
     accepted = h.signal()

@@ -165,7 +165,7 @@ class Core:
                 event, Incoming) else None)
             self._enqueue(repos, cell.language, event.event_id, outputs, answering,
                           event.room_id, now)
-        self._forward(changes)
+        self._forward(changes, repos)
         if isinstance(event, Incoming) and outputs:
             metrics.replied_after((now - event.timestamp).total_seconds())
         return True
@@ -446,8 +446,13 @@ class Core:
         return len(items)
 
     # ---- meetings and the cadence (spec §8) -----------------------------------------
-    def _forward(self, changes: ChangeRecorder) -> None:
-        """After commit: the scheduler re-derives the jobs of the tables that changed."""
+    def _forward(self, changes: ChangeRecorder, repos: Repositories) -> None:
+        """After commit: the scheduler re-derives the jobs of the tables that changed, when
+        the unit wrote what jobs are derived from (a signal changes a table's case load, and
+        its cadence is recomputed, but its meetings, votes and reminders mostly stay: no
+        second transaction and thread hop behind every signal)."""
+        if not repos.schedule_changed:
+            return
         for cell, table in dict.fromkeys(changes.changed):
             self.port.table_changed(cell, table)
 
@@ -497,7 +502,7 @@ class Core:
                 self._enqueue(repos, cell.language, key, outputs, None, room, now)
             if once:
                 repos.events.mark_processed(key, room or f"job:{cell_id}", now)
-        self._forward(changes)
+        self._forward(changes, repos)
         return True
 
     def recompute_all(self) -> int:
