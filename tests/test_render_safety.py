@@ -9,12 +9,12 @@ from html.parser import HTMLParser
 
 import jinja2.meta
 import pytest
-from markdown_it import MarkdownIt
 
 from bot.core.render import (
     LANGUAGES,
     Safe,
     _environment,
+    _html,
     code_span,
     escape_markdown,
     messages,
@@ -48,14 +48,35 @@ def tags(html: str) -> Tags:
 
 
 def test_code_span_survives_backticks_and_never_links() -> None:
-    md = MarkdownIt("commonmark", {"html": False})
     for value in ("plain", "a`b", "``", "`x`[click](https://evil.example/)`", " lead", "x\ny"):
-        html = md.render(f"see {code_span(value)} end")
+        html = _html(f"see {code_span(value)} end")
         found = tags(html)
         assert found.tags["code"] == 1, (value, html)
         assert "a" not in found.tags, html
     assert code_span("") == ""
     assert code_span("abc") == "`abc`"
+
+
+def test_the_markdown_engine_passes_no_raw_html_and_no_script_link() -> None:
+    """The last line of defence behind escaping: Markdown that did carry raw HTML or a
+    ``javascript:`` link (a template mistake) still yields neither in ``formatted_body``."""
+    html = _html('<b>x</b> <script>alert(1)</script> <img src=x onerror=alert(1)>\n'
+                 '[l](javascript:alert(1)) ![i](data:text/html;base64,PHNjcmlwdD4=) '
+                 '<a href="https://evil.example/">a</a>')
+    found = tags(html)
+    assert not {"b", "script", "iframe"} & set(found.tags), html
+    assert "onerror" not in html
+    assert "evil.example" not in html
+    # The Markdown link and image stay, with their targets removed.
+    assert found.tags["a"] == 1, html
+    assert found.tags["img"] == 1, html
+    assert found.hrefs == ["", ""], html
+
+
+def test_line_breaks_and_tables_render_as_a_member_reads_them() -> None:
+    html = _html("one\ntwo\n\n| a | b |\n|---|---|\n| 1 | 2 |")
+    assert "one<br />\ntwo" in html
+    assert tags(html).tags["td"] == 2
 
 
 def test_escaping_is_idempotent_for_safe_values_and_keeps_one_line() -> None:
