@@ -566,6 +566,11 @@ def test_stale_invalidate_apply_is_one_batched_query(
     assert cache.apply(spy.answer()) == [IdentityPinned(SPY, spy.master_pub)]
     assert cache.pinned(SPY) == spy.master_pub
 
+    # A stale user who leaves every roster is asked for no more.
+    cache.invalidate([SPY, CHAIR])
+    cache.untrack([SPY])
+    assert cache.query_body() == {"device_keys": {CHAIR: []}}
+
 
 def test_fingerprint_groups_of_four_as_element_shows_them(chair: Identity) -> None:
     key = chair.master_pub

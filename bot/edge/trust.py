@@ -276,7 +276,6 @@ class AllowList:
 @dataclass
 class _Entry:
     pinned: str | None
-    stale: bool = True
     answer: dict[str, Any] | None = None  # this user's part of the last answer
     trust: UserTrust | None = None
     announced_block: str | None = None  # the new key we last emitted IdentityBlocked for
@@ -292,6 +291,10 @@ class TrustCache:
 
     bot_user_id: str
     _entries: dict[str, _Entry] = field(default_factory=dict, init=False, repr=False)
+    #: The tracked users to query (new, or a device list changed), kept with the entries:
+    #: asked for before every sync's events are judged, so it must not cost a pass over
+    #: every roster user (7,800 at 1,200 table rooms).
+    _stale: set[str] = field(default_factory=set, init=False, repr=False)
     _generation: int = field(default=0, init=False, repr=False)
 
     # -- the roster ------------------------------------------------------------------------
@@ -304,6 +307,7 @@ class TrustCache:
         entry = self._entries.get(user_id)
         if entry is None:
             self._entries[user_id] = _Entry(pinned)
+            self._stale.add(user_id)
             self._generation += 1
             return []
         if entry.pinned == pinned:
@@ -315,6 +319,7 @@ class TrustCache:
         """Forget users who left every roster: their devices are trusted no more."""
         for user_id in user_ids:
             if self._entries.pop(user_id, None) is not None:
+                self._stale.discard(user_id)
                 self._generation += 1
 
     def tracked(self) -> frozenset[str]:
@@ -329,13 +334,13 @@ class TrustCache:
         for user_id in user_ids:
             entry = self._entries.get(user_id)
             if entry is not None:
-                entry.stale = True
+                self._stale.add(user_id)
                 marked.add(user_id)
         return frozenset(marked)
 
     def stale(self) -> frozenset[str]:
         """The users to query: ALL in one ``/keys/query`` (see :meth:`query_body`)."""
-        return frozenset(u for u, e in self._entries.items() if e.stale)
+        return frozenset(self._stale)
 
     def query_body(self) -> dict[str, Any] | None:
         """The body of the one ``/keys/query`` for every stale user, or None when none is."""
@@ -349,11 +354,10 @@ class TrustCache:
         the blocks to persist and announce."""
         listed = _dict(response.get("device_keys"))
         events: list[TrustEvent] = []
-        for user_id, entry in self._entries.items():
-            if user_id not in listed:
-                continue
+        for user_id in [u for u in listed if u in self._entries]:  # not every tracked user
+            entry = self._entries[user_id]
             entry.answer = _slice(response, user_id)
-            entry.stale = False
+            self._stale.discard(user_id)
             events.extend(self._judge(user_id, entry))
         return events
 
